@@ -1,0 +1,137 @@
+"""Encoders behind one interface, and a registry (in the spirit of open_clip's model registry).
+
+An encoder maps preprocessed image batches and lists of strings to vectors of one joint space:
+E_I(x) and E_T(t) of CLIP (Radford et al., "Learning Transferable Visual Models From Natural
+Language Supervision", ICML 2021). The default family is any CLIP-like model ``transformers``
+loads (``get_image_features`` / ``get_text_features``), by hub id or local directory; other
+families register a loader under a name (``register_encoder``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from .preprocess import Preprocess
+
+
+class ModelLoadError(RuntimeError):
+    """The model named by ``model.name`` cannot be loaded."""
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+    device: str
+    preprocess: Preprocess
+    weight_hash: str
+
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray: ...
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+_REGISTRY: dict[str, Callable[[str, str], Encoder]] = {}
+
+
+def register_encoder(name: str):
+    """Decorator: make ``load_encoder(name)`` call ``loader(name, device)``."""
+    def deco(loader):
+        _REGISTRY[name] = loader
+        return loader
+    return deco
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"embed.device={device!r} but no CUDA device is available")
+    return device
+
+
+def load_encoder(name: str, device: str = "auto") -> Encoder:
+    """Load a registered encoder, or a ``transformers`` CLIP-family model by hub id / local dir."""
+    device = resolve_device(device)
+    if name in _REGISTRY:
+        return _REGISTRY[name](name, device)
+    return HFClipEncoder(name, device)
+
+
+def state_dict_hash(model: torch.nn.Module) -> str:
+    """sha256 over every parameter / buffer (names and bytes, sorted by name)."""
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _features(out) -> torch.Tensor:
+    """transformers 4 returns a tensor, transformers 5 an output whose pooler_output is projected."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class HFClipEncoder:
+    """A CLIP-family ``transformers`` model. Never uses ``trust_remote_code``."""
+
+    def __init__(self, name: str, device: str = "cpu", text_batch_size: int = 256):
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        self.name, self.device, self.text_batch_size = name, device, text_batch_size
+        local = Path(name).is_dir()
+        try:
+            self.model = AutoModel.from_pretrained(name, trust_remote_code=False).to(device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+            processor = AutoImageProcessor.from_pretrained(name, trust_remote_code=False)
+        except (OSError, ValueError) as exc:
+            where = (f"the local directory {name!r} is not a complete transformers CLIP (config.json, "
+                     f"model.safetensors, tokenizer and preprocessor_config.json)") if local else (
+                f"{name!r} is not a local directory and could not be fetched from the Hugging Face hub "
+                f"(offline, or not in the local HF cache)")
+            raise ModelLoadError(
+                f"model.name={name!r}: {where}. Point model.name in params.yaml at a local directory "
+                f"saved with CLIPModel.save_pretrained (plus its tokenizer and image processor), or run "
+                f"once with network access to fill the HF cache. Cause: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
+            raise ModelLoadError(f"model.name={name!r}: {type(self.model).__name__} is not a CLIP-family "
+                                 "model (no get_image_features / get_text_features)")
+        self.preprocess = Preprocess.from_processor(processor)
+        self.weight_hash = state_dict_hash(self.model)
+        self.dim = int(getattr(self.model.config, "projection_dim", 0) or self._probe_dim())
+
+    def _probe_dim(self) -> int:
+        return int(self.encode_texts(["a"]).shape[1])
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
+        return _features(self.model.get_image_features(pixel_values=x)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), self.text_batch_size):
+            tok = self.tokenizer(list(texts[i:i + self.text_batch_size]), padding=True, truncation=True,
+                                 return_tensors="pt").to(self.device)
+            feats = self.model.get_text_features(input_ids=tok["input_ids"], attention_mask=tok.get("attention_mask"))
+            out.append(_features(feats).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def provenance(encoder: Encoder) -> dict:
+    """What produced a feature store: recorded in its Parquet schema metadata."""
+    return {
+        "model": encoder.name,
+        "model_dir": os.path.abspath(encoder.name) if Path(encoder.name).is_dir() else None,
+        "weight_sha256": encoder.weight_hash,
+        "dim": encoder.dim,
+        "preprocessing": encoder.preprocess.to_dict(),
+        "device": encoder.device,
+        "torch": torch.__version__,
+    }

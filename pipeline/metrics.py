@@ -1,0 +1,39 @@
+"""Measures on cached features."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .operators import l2_normalize
+
+
+def mean_cosine(t: np.ndarray, X: np.ndarray) -> float:
+    """Sim(t_D, D) = 1/|D| sum_x cos(E_T(t_D), E_I(x))  (Hémadou et al., ORASIS 2023, §2)."""
+    return float((l2_normalize(np.asarray(X, np.float64)) @ l2_normalize(np.asarray(t, np.float64))).mean())
+
+
+def similarity_table(descriptions: list[tuple[str, np.ndarray]], X: np.ndarray, domains_of_x: np.ndarray,
+                     domains: list[str]) -> pd.DataFrame:
+    """One row per (description text, E_T vector), one column per image domain: mean cosine
+    (the paper's Table 1)."""
+    domains_of_x = np.asarray(domains_of_x)
+    rows = []
+    for text, t in descriptions:
+        row = {"description": text}
+        for d in domains:
+            sel = domains_of_x == d
+            row[d] = mean_cosine(t, X[sel]) if sel.any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["description", *domains])
+
+
+def own_description_top1(table: pd.DataFrame, own: list[str]) -> float:
+    """Fraction of domains whose own description (``own[i]`` for column i) is the most similar one."""
+    domains = list(table.columns[1:])
+    hits = [table.loc[table[d].idxmax(), "description"] == own[i] for i, d in enumerate(domains)]
+    return float(np.mean(hits))
+
+
+def accuracy(y_true, y_pred) -> float:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")

@@ -1,0 +1,72 @@
+"""Text prompts for domains and classes, and the text features built from them.
+
+Kinds of rows in ``features/prompts.parquet``:
+
+* ``domain``      – one description per domain, e.g. "an art painting" (Hémadou et al., ORASIS
+                    2023, Table 1);
+* ``domain_noun`` – "<description> of a <noun>" over a list of dummy nouns unrelated to the task;
+* ``domain_avg``  – the class-averaged domain representation of that paper's §3(1), after Niu et
+                    al. 2022 (Domain-Unified Prompt Representations): the mean of the raw
+                    ``domain_noun`` embeddings of a domain;
+* ``class``       – zero-shot class prompts, one per template x class (Radford et al., 2021);
+                    :func:`class_text_weights` ensembles them per class.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PROMPT_COLUMNS = ["text", "kind", "domain", "class"]
+
+
+def with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def prompt_table(descriptions: dict[str, str], dummy_nouns: list[str], classes: list[str],
+                 templates: list[str]) -> pd.DataFrame:
+    """Every prompt to embed (kinds ``domain``, ``domain_noun``, ``class``)."""
+    for t in templates:
+        if "{}" not in t:
+            raise ValueError(f"prompts.class_templates entry {t!r} needs a '{{}}' for the class name")
+    rows = [{"text": d, "kind": "domain", "domain": dom, "class": None} for dom, d in descriptions.items()]
+    rows += [{"text": f"{d} of {with_article(n)}", "kind": "domain_noun", "domain": dom, "class": None}
+             for dom, d in descriptions.items() for n in dummy_nouns]
+    rows += [{"text": t.format(c), "kind": "class", "domain": None, "class": c} for c in classes for t in templates]
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+
+
+def add_domain_averages(table: pd.DataFrame, emb: np.ndarray, descriptions: dict[str, str]
+                        ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Append one ``domain_avg`` row per domain: mean of its ``domain_noun`` embeddings."""
+    rows, vecs = [], []
+    for dom, d in descriptions.items():
+        mask = ((table["kind"] == "domain_noun") & (table["domain"] == dom)).to_numpy()
+        if not mask.any():
+            continue
+        rows.append({"text": f"{d} of a {{noun}}", "kind": "domain_avg", "domain": dom, "class": None})
+        vecs.append(emb[mask].mean(axis=0))
+    if not rows:
+        return table, emb
+    return (pd.concat([table, pd.DataFrame(rows, columns=PROMPT_COLUMNS)], ignore_index=True),
+            np.concatenate([emb, np.stack(vecs)]).astype(np.float32))
+
+
+def domain_text_vectors(table: pd.DataFrame, emb: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+    """{domain: E_T(t_domain)} for ``kind`` in (``domain``, ``domain_avg``)."""
+    sel = (table["kind"] == kind).to_numpy()
+    return {d: emb[i] for d, i in zip(table["domain"][sel], np.flatnonzero(sel))}
+
+
+def class_text_weights(table: pd.DataFrame, emb: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Zero-shot weights [n_classes, d]: per class, mean of L2-normalised template embeddings,
+    renormalised (CLIP's prompt ensembling, Radford et al. 2021, §3.1.4)."""
+    w = []
+    for c in classes:
+        sel = ((table["kind"] == "class") & (table["class"] == c)).to_numpy()
+        if not sel.any():
+            raise ValueError(f"no class prompt for class {c!r} in the prompt store")
+        e = emb[sel] / np.linalg.norm(emb[sel], axis=1, keepdims=True)
+        m = e.mean(axis=0)
+        w.append(m / np.linalg.norm(m))
+    return np.stack(w).astype(np.float32)

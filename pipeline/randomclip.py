@@ -1,0 +1,117 @@
+"""Small randomly initialised CLIPs saved in Hugging Face format, with the real CLIP vocabulary.
+
+No model hub is reachable on our machines, so tests, CI and benchmarks build their CLIPs here:
+architecture from a preset, weights from a fixed seed, tokenizer files (``vocab.json``,
+``merges.txt``) rebuilt from the BPE table that ``open_clip_torch`` ships, so token ids are
+exactly those of OpenAI's CLIP tokenizer (Radford et al., 2021).
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+#: name -> (vision kwargs, text kwargs, projection_dim). ``vit-b-32`` matches
+#: openai/clip-vit-base-patch32 in every shape (151M parameters).
+PRESETS: dict[str, tuple[dict, dict, int]] = {
+    "tiny": (
+        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             image_size=224, patch_size=32),
+        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             max_position_embeddings=77),
+        64,
+    ),
+    # tiny towers, CLIP-sized 512-d joint space: full-PACS features in seconds for timing the cheap stages
+    "tiny-512": (
+        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             image_size=224, patch_size=32),
+        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             max_position_embeddings=77),
+        512,
+    ),
+    "vit-b-32": (
+        dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+             image_size=224, patch_size=32),
+        dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
+             max_position_embeddings=77),
+        512,
+    ),
+}
+
+#: OpenAI CLIP's image preprocessing (shortest side 224, bicubic, centre crop 224).
+CLIP_IMAGE_PROCESSOR = {
+    "do_resize": True, "size": {"shortest_edge": 224}, "resample": 3,
+    "do_center_crop": True, "crop_size": {"height": 224, "width": 224},
+    "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "do_convert_rgb": True, "image_processor_type": "CLIPImageProcessor",
+}
+
+
+def open_clip_bpe_path() -> Path:
+    """Path of ``bpe_simple_vocab_16e6.txt.gz`` inside the installed ``open_clip`` (not imported)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("open_clip_torch is not installed; `pip install --no-deps open_clip_torch` "
+                           "provides the CLIP BPE vocabulary")
+    return Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def write_clip_tokenizer_files(out_dir: str | Path) -> None:
+    """Write vocab.json / merges.txt equal to OpenAI CLIP's (49,408 tokens) from open_clip's BPE table."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = gzip.open(open_clip_bpe_path()).read().decode("utf-8").split("\n")
+    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
+    byte_chars = list(_bytes_to_unicode().values())
+    tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    (out / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2 / CLIP reversible byte -> printable unicode table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def build_random_clip(out_dir: str | Path, preset: str = "tiny", seed: int = 0) -> Path:
+    """Save a randomly initialised ``CLIPModel`` + tokenizer + image processor to ``out_dir``."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    vision, text, proj = PRESETS[preset]
+    out = Path(out_dir)
+    write_clip_tokenizer_files(out)
+    tokenizer = CLIPTokenizer.from_pretrained(out)
+    text = dict(text, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=proj)
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    CLIPImageProcessor(**{k: v for k, v in CLIP_IMAGE_PROCESSOR.items() if k != "image_processor_type"}).save_pretrained(out)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover - thin CLI
+    import typer
+
+    def main(out_dir: Path, preset: str = "tiny", seed: int = 0) -> None:
+        """Build a random CLIP in HF format at OUT_DIR."""
+        print(build_random_clip(out_dir, preset, seed))
+
+    typer.run(main)

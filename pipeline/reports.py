@@ -1,0 +1,34 @@
+"""Figures for DVC plots (matplotlib, Agg backend, written atomically)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .store import atomic_path
+
+
+def heatmap(table: pd.DataFrame, path: str | Path, title: str = "", fmt: str = "{:.3f}") -> None:
+    """Annotated heatmap of a table whose first column labels the rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = table.iloc[:, 1:].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * values.shape[1], 0.9 + 0.45 * values.shape[0]))
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(values.shape[1]), table.columns[1:], rotation=20)
+    ax.set_yticks(range(values.shape[0]), table.iloc[:, 0])
+    mid = np.nanmean(values)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
+                    color="white" if values[i, j] < mid else "black", fontsize=8)
+    fig.colorbar(im, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""The one Parquet read/write path, plus atomic writes for every artefact.
+
+Feature stores hold one row per item and an ``embedding`` column of fixed-size float32 lists;
+provenance (model id, weight hash, preprocessing, ...) lives in the Parquet schema metadata
+under the key ``pipeline`` as JSON.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+EMBEDDING = "embedding"
+META_KEY = b"pipeline"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def write_table(path: str | Path, df: pd.DataFrame, embeddings: np.ndarray | None = None,
+                metadata: dict | None = None) -> None:
+    """Write ``df`` (plus an optional ``embedding`` matrix) to Parquet, atomically."""
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    if embeddings is not None:
+        emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[0] != len(df):
+            raise ValueError(f"{path}: embeddings of shape {emb.shape} do not match {len(df)} rows")
+        flat = pa.array(emb.reshape(-1), type=pa.float32())
+        table = table.append_column(EMBEDDING, pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]))
+    meta = dict(table.schema.metadata or {})
+    meta[META_KEY] = json.dumps(metadata or {}, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+    """Read a store written by :func:`write_table`: (columns, embedding matrix or None, metadata)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+    emb = None
+    if EMBEDDING in table.column_names:
+        col = table.column(EMBEDDING).combine_chunks()
+        dim = col.type.list_size
+        emb = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+        table = table.drop_columns([EMBEDDING])
+    return table.to_pandas(), emb, meta
+
+
+def read_metadata(path: str | Path) -> dict:
+    """Only the ``pipeline`` schema metadata of a store (no data read)."""
+    schema = pq.read_schema(path)
+    return json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
+
+
+def check_same_model(path_a, meta_a: dict, path_b, meta_b: dict) -> None:
+    """Refuse to mix feature stores embedded by different models (weights or preprocessing)."""
+    for key in ("model", "weight_sha256"):
+        if meta_a.get(key) != meta_b.get(key):
+            raise ValueError(f"{path_a} and {path_b} were embedded by different models "
+                             f"({key}: {meta_a.get(key)!r} vs {meta_b.get(key)!r}); rerun `dvc repro`")

@@ -1,0 +1,33 @@
+"""Stage evaluate: zero-shot, logistic-regression probes and text-guided translation on every domain pair."""
+from pathlib import Path
+
+import typer
+from _common import load_params, run
+
+from pipeline.evaluation import evaluate_grid, headline_metrics
+from pipeline.prompts import class_text_weights, domain_text_vectors
+from pipeline.store import check_same_model, read_table, write_csv, write_json
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+
+
+@app.command()
+def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
+         prompts: Path = Path("features/prompts.parquet"), accuracy: Path = Path("reports/accuracy.csv"),
+         metrics: Path = Path("reports/metrics.json")) -> None:
+    p = load_params(params)
+    img, X, img_meta = read_table(images)
+    txt, T, txt_meta = read_table(prompts)
+    check_same_model(images, img_meta, prompts, txt_meta)
+    domain_text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
+    c, t = p["classifier"], p["translate"]
+    acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, p["data"]["classes"]), p["data"]["domains"],
+                        C=c["C"], max_iter=c["max_iter"], alpha=t["alpha"], seed=c.get("seed", 0),
+                        normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])
+    write_csv(accuracy, acc)
+    write_json(metrics, headline_metrics(acc))
+    print(acc.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
+
+
+if __name__ == "__main__":
+    run(app)

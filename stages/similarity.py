@@ -1,0 +1,37 @@
+"""Stage similarity: mean cosine between domain descriptions and each domain's images (seed 000, Table 1)."""
+from pathlib import Path
+
+import pandas as pd
+import typer
+from _common import load_params, run
+
+from pipeline.metrics import own_description_top1, similarity_table
+from pipeline.reports import heatmap
+from pipeline.store import check_same_model, read_table, write_csv, write_json
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+
+
+@app.command()
+def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
+         prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
+    domains = load_params(params)["data"]["domains"]
+    img, X, img_meta = read_table(images)
+    txt, T, txt_meta = read_table(prompts)
+    check_same_model(images, img_meta, prompts, txt_meta)
+    tables, summary = [], {}
+    for kind, label in (("domain", "single"), ("domain_avg", "class_averaged")):
+        rows = [txt.index[(txt["kind"] == kind) & (txt["domain"] == d)] for d in domains]
+        descs = [(txt.at[r[0], "text"], T[r[0]]) for r in rows if len(r)]
+        t = similarity_table(descs, X, img["domain"].to_numpy(), domains)
+        summary[label] = {"own_description_top1": own_description_top1(t, [d for d, _ in descs])}
+        tables.append(t)
+    table = pd.concat(tables, ignore_index=True)
+    write_csv(out_dir / "similarity.csv", table)
+    heatmap(table, out_dir / "similarity.png", "mean cos(E_T(description), E_I(x)) per image domain")
+    write_json(out_dir / "similarity.json", summary)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    run(app)
