@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .operators import l2_normalize
 
@@ -32,9 +34,11 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
 
-def logistic_regression(C: float = 1.0, max_iter: int = 1000, seed: int = 0) -> LogisticRegression:
+def logistic_regression(C: float = 1.0, max_iter: int = 1000, seed: int = 0, standardize: bool = True):
     """Multinomial L2-regularised logistic regression (L-BFGS): the linear probe C of the
-    translation paper and of CLIP's linear-probe evaluation (Radford et al., 2021, §3.2)."""
+    translation paper and of CLIP's linear-probe evaluation (Radford et al., 2021, §3.2).
+    ``standardize`` puts a StandardScaler (fit on the training features) in front."""
     if C <= 0:
         raise ValueError(f"classifier.C={C} must be > 0")
-    return LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    return make_pipeline(StandardScaler(), clf) if standardize else clf

@@ -213,7 +213,7 @@ def build_manifest(root: str | Path, domains: list[str] | None = None, classes: 
         raise BadInputError(f"{s.path}: {s.reason} (set data.on_bad_image: skip to skip such files)")
     with ThreadPoolExecutor(workers) as pool:
         results = list(tqdm(pool.map(_hash_and_check, [r["path"] for r in records]), total=len(records),
-                            desc="prepare: hash+validate", unit="img"))
+                            desc="prepare: hash+validate", unit="img", mininterval=2))
     rows = []
     for rec, (digest, reason) in zip(records, results):
         if reason is not None:

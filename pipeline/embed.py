@@ -39,7 +39,7 @@ def embed_images(paths: Sequence[str], encoder: Encoder, batch_size: int = 64, w
         raise ValueError(f"embed.batch_size={batch_size} must be >= 1")
     out = np.empty((len(paths), encoder.dim), np.float32)
     t0, i = time.perf_counter(), 0
-    bar = tqdm(total=len(paths), desc="embed images", unit="img", disable=not progress)
+    bar = tqdm(total=len(paths), desc="embed images", unit="img", disable=not progress, mininterval=2)
     for batch in prefetched_batches(paths, lambda p: load_pixels(p, encoder.preprocess), batch_size, workers):
         out[i:i + len(batch)] = encoder.encode_images(batch)
         i += len(batch)

@@ -13,6 +13,8 @@ same normalisation as the translation (alpha = 0), so the comparison isolates th
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -35,7 +37,7 @@ def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
 def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, dict[str, np.ndarray]],
                   class_weights: np.ndarray, domains: list[str], C: float = 1.0, max_iter: int = 1000,
                   alpha: float = 1.0, normalize_before: bool = False, normalize_after: bool = False,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, standardize: bool = True) -> pd.DataFrame:
     """Long-format accuracy table (``ACCURACY_COLUMNS``).
 
     ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
@@ -53,6 +55,14 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         rows.append(("zeroshot", "zeroshot", "zeroshot", "none", "-", t, int(m.sum()), accuracy(y[m], zs.predict(X[m]))))
 
     operators = {"none": ("domain", 0.0), **{op: (kind, alpha) for op, kind in DESCRIPTION_KINDS.items()}}
+    fitted: dict = {}  # identical training matrices (e.g. one source under every operator) are fit once
+
+    def fit(Xtr: np.ndarray, ytr: np.ndarray):
+        key = hashlib.blake2b(Xtr.tobytes() + ytr.tobytes(), digest_size=16).digest()
+        if key not in fitted:
+            fitted[key] = logistic_regression(C, max_iter, seed, standardize).fit(Xtr, ytr)
+        return fitted[key]
+
     for protocol, sources, target in protocols(domains):
         tr = train & np.isin(dom, sources)
         te = test & (dom == target)
@@ -62,7 +72,7 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
             if protocol == "in_domain" and op != "none":
                 continue  # translation is the identity when source == target
             tt = TextTranslation(domain_text[kind], a, normalize_before, normalize_after).fit(source_domains=sources)
-            clf = logistic_regression(C, max_iter, seed).fit(tt.transform(X[tr], dom[tr]), y[tr])
+            clf = fit(tt.transform(X[tr], dom[tr]), y[tr])
             acc = accuracy(y[te], clf.predict(tt.transform(X[te], dom[te])))
             method = "logreg" if op == "none" else f"logreg+{op}"
             rows.append((method, protocol, "logreg", op, "+".join(sources), target, int(te.sum()), acc))

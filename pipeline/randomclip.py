@@ -22,11 +22,12 @@ PRESETS: dict[str, tuple[dict, dict, int]] = {
              max_position_embeddings=77),
         64,
     ),
-    # tiny towers, CLIP-sized 512-d joint space: full-PACS features in seconds for timing the cheap stages
-    "tiny-512": (
-        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    # two-layer towers, full-rank 512-d joint space like ViT-B/32: full-PACS features in minutes,
+    # for timing the cheap stages on realistic shapes
+    "small-512": (
+        dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=8,
              image_size=224, patch_size=32),
-        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=8,
              max_position_embeddings=77),
         512,
     ),

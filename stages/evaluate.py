@@ -22,7 +22,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     domain_text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
     c, t = p["classifier"], p["translate"]
     acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, p["data"]["classes"]), p["data"]["domains"],
-                        C=c["C"], max_iter=c["max_iter"], alpha=t["alpha"], seed=c.get("seed", 0),
+                        C=c["C"], max_iter=c["max_iter"], seed=c["seed"], standardize=c["standardize"], alpha=t["alpha"],
                         normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])
     write_csv(accuracy, acc)
     write_json(metrics, headline_metrics(acc))

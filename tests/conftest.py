@@ -1,0 +1,32 @@
+"""Shared fixtures: a deterministic real-PACS subset and small random CLIPs in HF format."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACS = Path(os.environ.get("PACS_ROOT", REPO.parent / "shared" / "pacs"))
+
+
+@pytest.fixture(scope="session")
+def pacs_root() -> Path:
+    if not (PACS / "photo").is_dir():
+        pytest.fail(f"real PACS not found at {PACS} (set PACS_ROOT to <domain>/<class>/<image> folders)")
+    return PACS
+
+
+@pytest.fixture(scope="session")
+def pacs_subset(pacs_root, tmp_path_factory) -> Path:
+    """5 images per domain x class (140 images): the first files by name, symlinked."""
+    from pipeline.data import make_subset
+
+    return make_subset(pacs_root, tmp_path_factory.mktemp("pacs5"), per_class=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    from pipeline.randomclip import build_random_clip
+
+    return build_random_clip(tmp_path_factory.mktemp("clip") / "tiny", "tiny", seed=0)
