@@ -17,6 +17,7 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from .classifiers import ZeroShotClassifier, logistic_regression
 from .metrics import accuracy
@@ -37,11 +38,13 @@ def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
 def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, dict[str, np.ndarray]],
                   class_weights: np.ndarray, domains: list[str], C: float = 1.0, max_iter: int = 1000,
                   alpha: float = 1.0, normalize_before: bool = False, normalize_after: bool = False,
-                  seed: int = 0, standardize: bool = True) -> pd.DataFrame:
+                  seed: int = 0, standardize: bool = True, n_jobs: int = 1) -> pd.DataFrame:
     """Long-format accuracy table (``ACCURACY_COLUMNS``).
 
     ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
-    description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}.
+    description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}. Probes whose training
+    matrices are identical (one source under every operator) are fit once; distinct fits run in
+    ``n_jobs`` processes.
     """
     dom = images["domain"].to_numpy()
     y = images["label"].to_numpy()
@@ -55,14 +58,7 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         rows.append(("zeroshot", "zeroshot", "zeroshot", "none", "-", t, int(m.sum()), accuracy(y[m], zs.predict(X[m]))))
 
     operators = {"none": ("domain", 0.0), **{op: (kind, alpha) for op, kind in DESCRIPTION_KINDS.items()}}
-    fitted: dict = {}  # identical training matrices (e.g. one source under every operator) are fit once
-
-    def fit(Xtr: np.ndarray, ytr: np.ndarray):
-        key = hashlib.blake2b(Xtr.tobytes() + ytr.tobytes(), digest_size=16).digest()
-        if key not in fitted:
-            fitted[key] = logistic_regression(C, max_iter, seed, standardize).fit(Xtr, ytr)
-        return fitted[key]
-
+    jobs, train_sets = [], {}
     for protocol, sources, target in protocols(domains):
         tr = train & np.isin(dom, sources)
         te = test & (dom == target)
@@ -72,10 +68,19 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
             if protocol == "in_domain" and op != "none":
                 continue  # translation is the identity when source == target
             tt = TextTranslation(domain_text[kind], a, normalize_before, normalize_after).fit(source_domains=sources)
-            clf = fit(tt.transform(X[tr], dom[tr]), y[tr])
-            acc = accuracy(y[te], clf.predict(tt.transform(X[te], dom[te])))
-            method = "logreg" if op == "none" else f"logreg+{op}"
-            rows.append((method, protocol, "logreg", op, "+".join(sources), target, int(te.sum()), acc))
+            Xtr = tt.transform(X[tr], dom[tr])
+            key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
+            train_sets.setdefault(key, (Xtr, y[tr]))
+            jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
+
+    keys = list(train_sets)
+    fitted = Parallel(n_jobs=n_jobs)(
+        delayed(logistic_regression(C, max_iter, seed, standardize).fit)(*train_sets[k]) for k in keys)
+    clfs = dict(zip(keys, fitted))
+    for protocol, sources, target, op, key, Xte, yte in jobs:
+        method = "logreg" if op == "none" else f"logreg+{op}"
+        rows.append((method, protocol, "logreg", op, "+".join(sources), target, len(yte),
+                     accuracy(yte, clfs[key].predict(Xte))))
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 

@@ -22,7 +22,8 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     domain_text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
     c, t = p["classifier"], p["translate"]
     acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, p["data"]["classes"]), p["data"]["domains"],
-                        C=c["C"], max_iter=c["max_iter"], seed=c["seed"], standardize=c["standardize"], alpha=t["alpha"],
+                        C=c["C"], max_iter=c["max_iter"], seed=c["seed"], standardize=c["standardize"], n_jobs=c["n_jobs"],
+                        alpha=t["alpha"],
                         normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])
     write_csv(accuracy, acc)
     write_json(metrics, headline_metrics(acc))

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run `dvc repro` in a scratch clone of HEAD on 10 images per PACS domain x class with a tiny random
+# CLIP (seed 0), store the headline metrics as ci/metrics.json and diff them against HEAD~1's.
+# `bash .ci/pipeline.sh --update` copies the fresh ci/metrics.json back into this checkout to commit.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+PACS_ROOT=${PACS_ROOT:-$(dirname "$repo")/shared/pacs}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1
+
+python -m pipeline.randomclip "$work/clip" --preset tiny --seed 0 > /dev/null
+python -c "from pipeline.data import make_subset; make_subset('$PACS_ROOT', '$work/pacs', 10)"
+git clone -q "$repo" "$work/repo"
+cd "$work/repo"
+python - "$work" <<'PY'
+import sys, yaml
+work = sys.argv[1]
+p = yaml.safe_load(open("params.yaml"))
+p["data"]["root"] = f"{work}/pacs"
+p["model"]["name"] = f"{work}/clip"
+p["embed"]["batch_size"] = 32
+yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
+PY
+start=$(date +%s)
+dvc repro > "$work/repro.log" 2>&1 || { tail -n 60 "$work/repro.log"; echo "dvc repro failed"; exit 1; }
+grep -E "^(Running stage|prepare:|embed_images:|embed_prompts:)" "$work/repro.log"
+echo "dvc repro: $(( $(date +%s) - start )) s"
+mkdir -p ci
+cp reports/metrics.json ci/metrics.json
+base=HEAD~1
+git rev-parse -q --verify "$base" > /dev/null || base=HEAD
+echo "== dvc metrics diff $base (ci/metrics.json: CI subset + random CLIP)"
+dvc metrics diff "$base" --targets ci/metrics.json --md --all
+if [ "${1:-}" = "--update" ]; then
+  cp ci/metrics.json "$repo/ci/metrics.json"
+  echo "updated $repo/ci/metrics.json"
+fi

@@ -1,0 +1,117 @@
+"""Real `dvc repro` end to end on a real-PACS subset with a random CLIP, and the partial reruns."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from pipeline.data import make_subset
+from pipeline.randomclip import build_random_clip
+from pipeline.store import read_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
+           PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+ALL = {"prepare", "embed_images", "embed_prompts", "similarity", "evaluate"}
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    r = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout + r.stderr
+
+
+def repro(cwd: Path) -> set[str]:
+    """Run `dvc repro`; return the names of the stages that actually ran."""
+    return set(re.findall(r"Running stage '(\w+)'", sh(cwd, "dvc", "repro")))
+
+
+def edit_params(cwd: Path, fn) -> None:
+    p = yaml.safe_load((cwd / "params.yaml").read_text())
+    fn(p)
+    (cwd / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, pacs_root, tiny_clip) -> Path:
+    work = tmp_path_factory.mktemp("dvc")
+    proj = work / "proj"
+    proj.mkdir()
+    for item in ("dvc.yaml", "params.yaml", "pyproject.toml"):
+        shutil.copy(REPO / item, proj / item)
+    for d in ("pipeline", "stages"):
+        shutil.copytree(REPO / d, proj / d, ignore=shutil.ignore_patterns("__pycache__"))
+    subset = make_subset(pacs_root, work / "pacs", per_class=3)
+
+    def point_at_subset(p):
+        p["data"]["root"] = str(subset)
+        p["model"]["name"] = str(tiny_clip)
+        p["embed"]["batch_size"] = 16
+
+    edit_params(proj, point_at_subset)
+    sh(proj, "git", "init", "-q")
+    sh(proj, "dvc", "init", "-q")
+    sh(proj, "git", "add", "-A")
+    sh(proj, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    return proj
+
+
+def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
+    assert repro(project) == ALL
+
+    # --- the output contract
+    manifest = pq.read_table(project / "data/manifest.parquet").to_pandas()
+    assert len(manifest) == 4 * 7 * 3
+    images = pq.read_schema(project / "features/images.parquet")
+    assert {"image_id", "path", "domain", "class", "split", "embedding"} <= set(images.names)
+    meta = read_metadata(project / "features/images.parquet")
+    assert meta["dim"] == 64 and len(meta["weight_sha256"]) == 64 and meta["preprocessing"]["crop_hw"] == [224, 224]
+    assert meta["embed_stats"]["images_per_second"] > 0
+    prompts = pq.read_table(project / "features/prompts.parquet").to_pandas()
+    assert {"text", "kind", "domain", "class", "embedding"} <= set(prompts.columns)
+    assert set(prompts["kind"]) == {"domain", "domain_noun", "domain_avg", "class"}
+    sim = pd.read_csv(project / "reports/similarity.csv")
+    assert list(sim.columns) == ["description", "photo", "art_painting", "cartoon", "sketch"]
+    assert sim["description"].tolist()[:4] == ["a photo", "an art painting", "a cartoon", "a black and white drawing"]
+    assert len(sim) == 8 and (project / "reports/similarity.png").stat().st_size > 1000
+    acc = pd.read_csv(project / "reports/accuracy.csv")
+    assert {"method", "source", "target", "accuracy"} <= set(acc.columns)
+    assert len(acc[acc.protocol == "single_source"][["source", "target"]].drop_duplicates()) == 12
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert {"zeroshot", "single_source", "lodo", "in_domain"} <= set(metrics)
+    assert json.loads((project / "reports/prepare.json").read_text())["skipped"] == 0
+
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
+    assert repro(project) == set()  # nothing changed, nothing runs
+
+    # --- a classifier or translation param reruns only evaluation
+    edit_params(project, lambda p: p["classifier"].update(C=0.05))
+    assert repro(project) == {"evaluate"}
+    diff = sh(project, "dvc", "metrics", "diff", "--md")
+    assert "reports/metrics.json" in diff and "single_source.logreg" in diff
+    edit_params(project, lambda p: p["translate"].update(alpha=0.5, normalize_after=True))
+    assert repro(project) == {"evaluate"}
+
+    # --- prompts: re-embed prompts and what follows, never the images
+    edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
+    assert repro(project) == {"embed_prompts", "similarity", "evaluate"}
+
+    # --- another model: every embedding and everything after it (the manifest stays)
+    other = build_random_clip(tmp_path / "clip_seed1", "tiny", seed=1)
+    edit_params(project, lambda p: p["model"].update(name=str(other)))
+    assert repro(project) == ALL - {"prepare"}
+    assert read_metadata(project / "features/images.parquet")["weight_sha256"] != meta["weight_sha256"]
+
+    # --- a new split reruns from prepare; prompts do not depend on the data
+    edit_params(project, lambda p: p["data"].update(test_fraction=0.34))
+    assert repro(project) == ALL - {"embed_prompts"}
