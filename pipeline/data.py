@@ -75,27 +75,27 @@ def check_image(data: bytes) -> str | None:
 
 
 # --------------------------------------------------------------------------- scanning layouts
-def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Skipped]]:
-    """``root/<domain>/<class>/<image>``; anything else is reported as skipped."""
-    records, skipped = [], []
-    for entry in sorted(root.iterdir()):
+def _unexpected(folder: Path, allowed: list[str], level: str, param: str) -> list[Skipped]:
+    """Files, and folders not in ``allowed``, directly inside ``folder`` (dotfiles ignored)."""
+    out = []
+    for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
         if not entry.is_dir():
-            skipped.append(Skipped(str(entry), "file outside <domain>/<class>/"))
-        elif entry.name not in domains:
-            skipped.append(Skipped(str(entry), f"unknown domain folder (data.domains = {domains})"))
+            out.append(Skipped(str(entry), "file outside <domain>/<class>/"))
+        elif entry.name not in allowed:
+            out.append(Skipped(str(entry), f"unknown {level} folder ({param} = {allowed})"))
+    return out
+
+
+def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Skipped]]:
+    """``root/<domain>/<class>/<image>``; anything else is reported as skipped."""
+    records, skipped = [], _unexpected(root, domains, "domain", "data.domains")
     for domain in domains:
         ddir = root / domain
         if not ddir.is_dir():
             raise BadInputError(f"data.root={root}: no folder for domain {domain!r} listed in data.domains")
-        for entry in sorted(ddir.iterdir()):
-            if entry.name.startswith("."):
-                continue
-            if not entry.is_dir():
-                skipped.append(Skipped(str(entry), "file outside <domain>/<class>/"))
-            elif entry.name not in classes:
-                skipped.append(Skipped(str(entry), f"unknown class folder (data.classes = {classes})"))
+        skipped += _unexpected(ddir, classes, "class", "data.classes")
         for label, cls in enumerate(classes):
             cdir = ddir / cls
             if not cdir.is_dir():

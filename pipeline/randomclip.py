@@ -12,32 +12,22 @@ import importlib.util
 import json
 from pathlib import Path
 
-#: name -> (vision kwargs, text kwargs, projection_dim). ``vit-b-32`` matches
-#: openai/clip-vit-base-patch32 in every shape (151M parameters).
+def _tower(hidden: int, layers: int, heads: int, intermediate: int | None = None, **extra) -> dict:
+    return dict(hidden_size=hidden, intermediate_size=intermediate or 4 * hidden, num_hidden_layers=layers,
+                num_attention_heads=heads, **extra)
+
+
+_VISION = dict(image_size=224, patch_size=32)
+_TEXT = dict(max_position_embeddings=77)
+
+#: name -> (vision kwargs, text kwargs, projection_dim).
 PRESETS: dict[str, tuple[dict, dict, int]] = {
-    "tiny": (
-        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             image_size=224, patch_size=32),
-        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             max_position_embeddings=77),
-        64,
-    ),
+    "tiny": (_tower(64, 2, 4, 128, **_VISION), _tower(64, 2, 4, 128, **_TEXT), 64),
     # two-layer towers, full-rank 512-d joint space like ViT-B/32: full-PACS features in minutes,
     # for timing the cheap stages on realistic shapes
-    "small-512": (
-        dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=8,
-             image_size=224, patch_size=32),
-        dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=8,
-             max_position_embeddings=77),
-        512,
-    ),
-    "vit-b-32": (
-        dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-             image_size=224, patch_size=32),
-        dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
-             max_position_embeddings=77),
-        512,
-    ),
+    "small-512": (_tower(512, 2, 8, 1024, **_VISION), _tower(512, 2, 8, 1024, **_TEXT), 512),
+    # every shape of openai/clip-vit-base-patch32 (151M parameters)
+    "vit-b-32": (_tower(768, 12, 12, **_VISION), _tower(512, 12, 8, **_TEXT), 512),
 }
 
 #: OpenAI CLIP's image preprocessing (shortest side 224, bicubic, centre crop 224).

@@ -21,6 +21,9 @@ def run(app) -> None:
     """Run a typer app; known input errors print one clear line and exit 1 (no traceback)."""
     try:
         app()
-    except (ValueError, ModelLoadError, FileNotFoundError, KeyError) as exc:  # BadInputError is a ValueError
+    except KeyError as exc:
+        print(f"error: missing entry {exc.args[0] if exc.args else exc} (check params.yaml)", file=sys.stderr)
+        sys.exit(1)
+    except (ValueError, ModelLoadError, FileNotFoundError) as exc:  # BadInputError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
