@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run `dvc repro` in a scratch clone of HEAD on 10 images per PACS domain x class with a tiny random
-# CLIP (seed 0), store the headline metrics as ci/metrics.json and diff them against HEAD~1's.
-# `bash .ci/pipeline.sh --update` copies the fresh ci/metrics.json back into this checkout to commit.
+# CLIP (seed 0), store the headline metrics as ci/*.json and diff them against HEAD~1's.
+# `bash .ci/pipeline.sh --update` copies the fresh ci/*.json back into this checkout to commit.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 PACS_ROOT=${PACS_ROOT:-$(dirname "$repo")/shared/pacs}
@@ -28,11 +28,12 @@ grep -E "^(Running stage|prepare:|embed_images:|embed_prompts:)" "$work/repro.lo
 echo "dvc repro: $(( $(date +%s) - start )) s"
 mkdir -p ci
 cp reports/metrics.json ci/metrics.json
+cp reports/domain_gap.json ci/domain_gap.json
 base=HEAD~1
 git rev-parse -q --verify "$base" > /dev/null || base=HEAD
-echo "== dvc metrics diff $base (ci/metrics.json: CI subset + random CLIP)"
-dvc metrics diff "$base" --targets ci/metrics.json --md --all
+echo "== dvc metrics diff $base (ci/*.json: CI subset + random CLIP)"
+dvc metrics diff "$base" --targets ci/metrics.json ci/domain_gap.json --md --all
 if [ "${1:-}" = "--update" ]; then
-  cp ci/metrics.json "$repo/ci/metrics.json"
-  echo "updated $repo/ci/metrics.json"
+  cp ci/metrics.json ci/domain_gap.json "$repo/ci/"
+  echo "updated $repo/ci/metrics.json $repo/ci/domain_gap.json"
 fi

@@ -21,7 +21,7 @@ from pipeline.store import read_metadata
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-ALL = {"prepare", "embed_images", "embed_prompts", "similarity", "evaluate"}
+ALL = {"prepare", "embed_images", "embed_prompts", "similarity", "evaluate", "domain_gap"}
 
 
 def sh(cwd: Path, *cmd: str) -> str:
@@ -89,6 +89,11 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert {"zeroshot", "single_source", "lodo", "in_domain"} <= set(metrics)
     assert json.loads((project / "reports/prepare.json").read_text())["skipped"] == 0
+    gap = pd.read_csv(project / "reports/domain_gap.csv")
+    assert list(gap.columns) == ["metric", "source", "target", "value", "ci_low", "ci_high"]
+    assert set(gap["metric"]) == {"fid", "kid", "mmd", "cmmd"} and len(gap) == 4 * 16
+    assert set(json.loads((project / "reports/domain_gap.json").read_text())["clip_inception_score"]) == {
+        "photo", "art_painting", "cartoon", "sketch"}
 
     sh(project, "git", "add", "-A")
     sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
@@ -101,10 +106,12 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert "reports/metrics.json" in diff and "single_source.logreg" in diff
     edit_params(project, lambda p: p["translate"].update(alpha=0.5, normalize_after=True))
     assert repro(project) == {"evaluate"}
+    edit_params(project, lambda p: p["gap"].update(n_boot=3))
+    assert repro(project) == {"domain_gap"}
 
     # --- prompts: re-embed prompts and what follows, never the images
     edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
-    assert repro(project) == {"embed_prompts", "similarity", "evaluate"}
+    assert repro(project) == {"embed_prompts", "similarity", "evaluate", "domain_gap"}
 
     # --- another model: every embedding and everything after it (the manifest stays)
     other = build_random_clip(tmp_path / "clip_seed1", "tiny", seed=1)

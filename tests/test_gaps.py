@@ -1,0 +1,88 @@
+"""Domain-gap measures against independent computations from their definitions."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import linalg
+
+from pipeline.gaps import (cmmd, fid, gap_table, inception_score, median_bandwidth, polynomial_mmd2,
+                           rbf_mmd2)
+
+
+def _data(seed=0, n=60, d=5):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(0.5, 1.5, size=(n + 7, d))
+
+
+def test_fid_equals_scipy_sqrtm_definition():
+    X, Y = _data()
+    mu1, mu2 = X.mean(0), Y.mean(0)
+    S1, S2 = np.cov(X, rowvar=False), np.cov(Y, rowvar=False)
+    ref = ((mu1 - mu2) ** 2).sum() + np.trace(S1 + S2 - 2 * linalg.sqrtm(S1 @ S2).real)
+    assert fid(X, Y) == pytest.approx(ref, rel=1e-6)
+    assert fid(X, X) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_of_known_gaussians():
+    """N(0, I) vs N(m, 4I) in d dims: ||m||^2 + d (1 + 4 - 2 * 2) = ||m||^2 + d."""
+    rng = np.random.default_rng(1)
+    d, m = 4, np.array([1.0, 2.0, 0.0, 0.0])
+    X = rng.normal(size=(200_000, d))
+    Y = m + 2.0 * rng.normal(size=(200_000, d))
+    assert fid(X, Y) == pytest.approx(5.0 + d, rel=0.02)
+
+
+def _mmd_loops(X, Y, k):
+    m, n = len(X), len(Y)
+    xx = sum(k(X[i], X[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(Y[i], Y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(X[i], Y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_mmd_cmmd_equal_loop_definitions():
+    X, Y = _data(n=25)
+    d = X.shape[1]
+    assert polynomial_mmd2(X, Y) == pytest.approx(_mmd_loops(X, Y, lambda a, b: (a @ b / d + 1) ** 3), rel=1e-9)
+    s = 1.7
+    assert rbf_mmd2(X, Y, s) == pytest.approx(
+        _mmd_loops(X, Y, lambda a, b: np.exp(-((a - b) ** 2).sum() / (2 * s * s))), rel=1e-9)
+    nx, ny = X / np.linalg.norm(X, axis=1, keepdims=True), Y / np.linalg.norm(Y, axis=1, keepdims=True)
+    ref = 1000 * _mmd_loops(nx, ny, lambda a, b: np.exp(-((a - b) ** 2).sum() / 200))
+    assert cmmd(X, Y) == pytest.approx(ref, rel=1e-7)
+
+
+def test_median_bandwidth():
+    X = np.array([[0.0], [1.0], [3.0]])
+    assert median_bandwidth(X, X[:0]) == pytest.approx(2.0)  # distances 1, 3, 2
+
+
+def test_inception_score_bounds():
+    assert inception_score(np.full((10, 4), 0.25)) == pytest.approx(1.0)
+    assert inception_score(np.eye(4)[np.arange(40) % 4]) == pytest.approx(4.0, rel=1e-6)
+
+
+def test_gap_table_self_near_zero_and_monotone_in_shift():
+    rng = np.random.default_rng(0)
+    d, n = 8, 1500  # FID has a finite-sample bias ~ d^2 / n: keep it small against the planted gap
+    shift = rng.normal(size=d)
+    shift /= np.linalg.norm(shift)
+    doms = ["a", "b", "c", "e"]
+    X = np.concatenate([rng.normal(size=(n, d)) + k * shift for k in (0.0, 0.5, 1.0, 2.0)])
+    labels = np.repeat(doms, n)
+    t = gap_table(X, labels, doms, n_boot=8, n_subsets=8, subset_size=120, seed=0)
+    assert list(t.columns) == ["metric", "source", "target", "value", "ci_low", "ci_high"]
+    assert len(t) == 4 * 16
+    for metric, g in t.groupby("metric"):
+        v = g.set_index(["source", "target"])["value"]
+        assert v["a", "b"] < v["a", "c"] < v["a", "e"], metric
+        assert v["a", "b"] == v["b", "a"]
+        cross = v["a", "e"]
+        for dname in doms:
+            assert abs(v[dname, dname]) < 0.1 * cross, metric
+        assert (g["ci_low"] <= g["ci_high"]).all()
+    fid_ae = t[(t.metric == "fid") & (t.source == "a") & (t.target == "e")].iloc[0]
+    assert fid_ae.ci_low <= fid_ae.value * 1.2 and fid_ae.ci_high >= fid_ae.value * 0.8
+    t1 = gap_table(X, labels, doms, n_boot=8, n_subsets=8, subset_size=120, seed=0, n_jobs=1)
+    pd.testing.assert_frame_equal(t, t1)  # deterministic whatever the parallelism
+    with pytest.raises(ValueError, match="unknown gap metrics"):
+        gap_table(X, labels, doms, metrics=("fid", "emd"))
