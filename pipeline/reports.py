@@ -32,3 +32,24 @@ def heatmap(table: pd.DataFrame, path: str | Path, title: str = "", fmt: str = "
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path, label: str = "") -> None:
+    """One scatter panel per column in ``xs`` against ``y`` (points labelled by ``label``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(xs), figsize=(3.6 * len(xs), 3.4), squeeze=False)
+    for ax, x in zip(axes[0], xs):
+        ax.scatter(table[x], table[y], s=18)
+        if label:
+            for _, r in table.iterrows():
+                ax.annotate(r[label], (r[x], r[y]), fontsize=6)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,20 +1,20 @@
-"""Stage evaluate: zero-shot, logistic-regression probes and text-guided translation on every domain pair."""
+"""Stage evaluate: zero-shot, logistic-regression probes and text-guided translation on every domain pair.
+Headline metrics are written by the diagnostics stage, which adds the gap-vs-drop correlations."""
 from pathlib import Path
 
 import typer
 from _common import load_params, run
 
-from pipeline.evaluation import evaluate_grid, headline_metrics
+from pipeline.evaluation import evaluate_grid
 from pipeline.prompts import class_text_weights, domain_text_vectors
-from pipeline.store import check_same_model, read_table, write_csv, write_json
+from pipeline.store import check_same_model, read_table, write_csv
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
-         prompts: Path = Path("features/prompts.parquet"), accuracy: Path = Path("reports/accuracy.csv"),
-         metrics: Path = Path("reports/metrics.json")) -> None:
+         prompts: Path = Path("features/prompts.parquet"), accuracy: Path = Path("reports/accuracy.csv")) -> None:
     p = load_params(params)
     img, X, img_meta = read_table(images)
     txt, T, txt_meta = read_table(prompts)
@@ -26,7 +26,6 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
                         alpha=t["alpha"],
                         normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])
     write_csv(accuracy, acc)
-    write_json(metrics, headline_metrics(acc))
     print(acc.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
 
 

@@ -21,7 +21,7 @@ from pipeline.store import read_metadata
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-ALL = {"prepare", "embed_images", "embed_prompts", "similarity", "evaluate", "domain_gap"}
+ALL = {"prepare", "embed_images", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
 
 
 def sh(cwd: Path, *cmd: str) -> str:
@@ -87,7 +87,10 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert {"method", "source", "target", "accuracy"} <= set(acc.columns)
     assert len(acc[acc.protocol == "single_source"][["source", "target"]].drop_duplicates()) == 12
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert {"zeroshot", "single_source", "lodo", "in_domain"} <= set(metrics)
+    assert {"zeroshot", "single_source", "lodo", "in_domain", "gap_vs_drop", "direction_alignment"} <= set(metrics)
+    assert set(metrics["gap_vs_drop"]) == {"fid", "kid", "mmd", "cmmd"}
+    diag = pd.read_csv(project / "reports/diagnostics.csv")
+    assert len(diag) == 12 and {"source", "target", "alignment_cos", "accuracy_drop", "fid"} <= set(diag.columns)
     assert json.loads((project / "reports/prepare.json").read_text())["skipped"] == 0
     gap = pd.read_csv(project / "reports/domain_gap.csv")
     assert list(gap.columns) == ["metric", "source", "target", "value", "ci_low", "ci_high"]
@@ -101,17 +104,17 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
 
     # --- a classifier or translation param reruns only evaluation
     edit_params(project, lambda p: p["classifier"].update(C=0.05))
-    assert repro(project) == {"evaluate"}
+    assert repro(project) == {"evaluate", "diagnostics"}
     diff = sh(project, "dvc", "metrics", "diff", "--md")
     assert "reports/metrics.json" in diff and "single_source.logreg" in diff
     edit_params(project, lambda p: p["translate"].update(alpha=0.5, normalize_after=True))
-    assert repro(project) == {"evaluate"}
+    assert repro(project) == {"evaluate", "diagnostics"}
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
-    assert repro(project) == {"domain_gap"}
+    assert repro(project) == {"domain_gap", "diagnostics"}
 
     # --- prompts: re-embed prompts and what follows, never the images
     edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
-    assert repro(project) == {"embed_prompts", "similarity", "evaluate", "domain_gap"}
+    assert repro(project) == {"embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
 
     # --- another model: every embedding and everything after it (the manifest stays)
     other = build_random_clip(tmp_path / "clip_seed1", "tiny", seed=1)

@@ -1,0 +1,70 @@
+"""Two diagnostics across source -> target pairs.
+
+1. Direction alignment (Hémadou et al. 2023, §3 question 2: is translation the right operator?):
+   cos(mean E_I(target) - mean E_I(source), E_T(t_target) - E_T(t_source)), over all images and
+   per class. A cosine near 1 means the text shift points where the images actually moved.
+2. Gap vs drop: Pearson and Spearman correlation, across pairs, between each domain-gap measure
+   and the accuracy drop of the source-trained probe (in-domain accuracy of the source minus the
+   accuracy on the target).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def direction_alignment(X: np.ndarray, domains, labels, text: dict[str, np.ndarray], domain_list: list[str],
+                        classes: list[str]) -> pd.DataFrame:
+    """One row per ordered pair (s != t): overall cosine, per-class cosines and their mean."""
+    X = np.asarray(X, np.float64)
+    domains, labels = np.asarray(domains), np.asarray(labels)
+    rows = []
+    for s in domain_list:
+        for t in domain_list:
+            if s == t:
+                continue
+            txt = np.asarray(text[t], np.float64) - np.asarray(text[s], np.float64)
+            row = {"source": s, "target": t,
+                   "alignment_cos": _cos(X[domains == t].mean(0) - X[domains == s].mean(0), txt)}
+            per_class = []
+            for k, c in enumerate(classes):
+                ms, mt = (domains == s) & (labels == k), (domains == t) & (labels == k)
+                v = _cos(X[mt].mean(0) - X[ms].mean(0), txt) if ms.any() and mt.any() else np.nan
+                row[f"alignment_cos_{c}"] = v
+                per_class.append(v)
+            row["alignment_cos_class_mean"] = float(np.nanmean(per_class))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy_drops(acc: pd.DataFrame, method: str = "logreg") -> pd.DataFrame:
+    """drop(s -> t) = acc(s -> s, in-domain) - acc(s -> t), for ``method`` with operator none."""
+    a = acc[(acc["method"] == method)]
+    indom = a[a["protocol"] == "in_domain"].set_index("source")["accuracy"]
+    cross = a[a["protocol"] == "single_source"][["source", "target", "accuracy"]].rename(columns={"accuracy": "cross_accuracy"})
+    cross["in_domain_accuracy"] = cross["source"].map(indom)
+    cross["accuracy_drop"] = cross["in_domain_accuracy"] - cross["cross_accuracy"]
+    return cross.reset_index(drop=True)
+
+
+def correlations(x, y) -> dict:
+    """Pearson r and Spearman rho (Pearson of average ranks)."""
+    x, y = pd.Series(np.asarray(x, float)), pd.Series(np.asarray(y, float))
+    ok = x.notna() & y.notna()
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return {"pearson": None, "spearman": None, "n": int(len(x))}
+    return {"pearson": round(float(np.corrcoef(x, y)[0, 1]), 4),
+            "spearman": round(float(np.corrcoef(x.rank(), y.rank())[0, 1]), 4), "n": int(len(x))}
+
+
+def gap_vs_drop(gaps: pd.DataFrame, drops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Join each gap metric onto the drop table (one column per metric) and correlate."""
+    wide = gaps.pivot_table(index=["source", "target"], columns="metric", values="value").reset_index()
+    table = drops.merge(wide, on=["source", "target"], how="left")
+    metrics = [m for m in wide.columns if m not in ("source", "target")]
+    return table, {m: correlations(table[m], table["accuracy_drop"]) for m in metrics}

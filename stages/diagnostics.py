@@ -1,0 +1,45 @@
+"""Stage diagnostics: direction alignment and gap-vs-drop per pair; headline metrics -> reports/metrics.json."""
+from pathlib import Path
+
+import pandas as pd
+import typer
+from _common import load_params, run
+
+from pipeline.diagnostics import accuracy_drops, direction_alignment, gap_vs_drop
+from pipeline.evaluation import headline_metrics
+from pipeline.prompts import domain_text_vectors
+from pipeline.reports import scatter_panels
+from pipeline.store import check_same_model, read_table, write_csv, write_json
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+
+
+@app.command()
+def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
+         prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
+    p = load_params(params)
+    domains, classes = p["data"]["domains"], p["data"]["classes"]
+    img, X, img_meta = read_table(images)
+    txt, T, txt_meta = read_table(prompts)
+    check_same_model(images, img_meta, prompts, txt_meta)
+    acc = pd.read_csv(out_dir / "accuracy.csv")
+    table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
+    align = {kind: direction_alignment(X, img["domain"], img["label"], domain_text_vectors(txt, T, kind), domains, classes)
+             for kind in ("domain", "domain_avg")}
+    avg = align["domain_avg"][["source", "target", "alignment_cos", "alignment_cos_class_mean"]]
+    table = align["domain"].merge(avg, on=["source", "target"], suffixes=("", "_avg_description")).merge(
+        table, on=["source", "target"])
+    write_csv(out_dir / "diagnostics.csv", table)
+    scatter_panels(table, sorted(corr), "accuracy_drop", out_dir / "gap_vs_drop.png", label="target")
+    metrics = headline_metrics(acc)
+    metrics["gap_vs_drop"] = corr
+    metrics["direction_alignment"] = {
+        "mean_cos": round(float(table["alignment_cos"].mean()), 4),
+        "mean_cos_per_class": round(float(table["alignment_cos_class_mean"].mean()), 4),
+        "mean_cos_avg_description": round(float(table["alignment_cos_avg_description"].mean()), 4)}
+    write_json(out_dir / "metrics.json", metrics)
+    print(table[["source", "target", "alignment_cos", "accuracy_drop"]].to_string(index=False))
+
+
+if __name__ == "__main__":
+    run(app)
