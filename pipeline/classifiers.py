@@ -42,3 +42,69 @@ def logistic_regression(C: float = 1.0, max_iter: int = 1000, seed: int = 0, sta
         raise ValueError(f"classifier.C={C} must be > 0")
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     return make_pipeline(StandardScaler(), clf) if standardize else clf
+
+
+def linear_svm(C: float = 1.0, max_iter: int = 1000, seed: int = 0, standardize: bool = True):
+    """One-vs-rest linear SVM, squared hinge, L2 (liblinear; the frozen-features + SVM probe of
+    Donahue et al. 2014 / Zeiler & Fergus 2014 in seed 003's table)."""
+    from sklearn.svm import LinearSVC
+
+    if C <= 0:
+        raise ValueError(f"classifier.C={C} must be > 0")
+    clf = LinearSVC(C=C, max_iter=max_iter, random_state=seed)
+    return make_pipeline(StandardScaler(), clf) if standardize else clf
+
+
+class SoftmaxProbe(ClassifierMixin, BaseEstimator):
+    """A linear softmax layer on frozen features, trained full-batch in torch with L-BFGS on
+        mean_i CE(W x_i + b, y_i) + ||W||^2 / (2 C n),
+    which is scikit-learn's multinomial LogisticRegression objective divided by C n: the same
+    minimiser, computed in torch (GPU when given ``device``)."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 500, tol: float = 1e-8, device: str = "cpu"):
+        self.C = C
+        self.max_iter = max_iter
+        self.tol = tol
+        self.device = device
+
+    def fit(self, X, y):
+        import torch
+
+        X = torch.as_tensor(np.asarray(X, np.float64), device=self.device)
+        self.classes_, yi = np.unique(y, return_inverse=True)
+        yt = torch.as_tensor(yi, device=self.device)
+        n, d = X.shape
+        W = torch.zeros(d, len(self.classes_), dtype=X.dtype, device=self.device, requires_grad=True)
+        b = torch.zeros(len(self.classes_), dtype=X.dtype, device=self.device, requires_grad=True)
+        opt = torch.optim.LBFGS([W, b], max_iter=self.max_iter, tolerance_grad=self.tol,
+                                tolerance_change=self.tol * 1e-3, history_size=20, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(X @ W + b, yt) + (W * W).sum() / (2 * self.C * n)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.coef_ = W.detach().cpu().numpy().T
+        self.intercept_ = b.detach().cpu().numpy()
+        return self
+
+    def decision_function(self, X):
+        return np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X):
+        z = self.decision_function(X)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+
+def softmax_probe(C: float = 1.0, max_iter: int = 500, seed: int = 0, standardize: bool = True):
+    clf = SoftmaxProbe(C=C, max_iter=max_iter)
+    return make_pipeline(StandardScaler(), clf) if standardize else clf
+
+
+PROBES = {"logreg": logistic_regression, "svm": linear_svm, "softmax": softmax_probe}

@@ -7,7 +7,7 @@ Protocols (PACS, Li et al. ICCV 2017), always scored on the *test split* of the 
 * ``single_source`` – probe trained on one domain, tested on each of the 3 others (12 pairs);
 * ``lodo``          – leave-one-domain-out: trained on the other 3 domains.
 
-Each probe is scored with operator ``none`` and with text-guided translation using single
+Each probe (logistic regression; optionally linear SVM and a torch softmax layer) is scored with operator ``none`` and with text-guided translation using single
 (``translate_single``) and class-averaged (``translate_avg``) descriptions. ``none`` applies the
 same normalisation as the translation (alpha = 0), so the comparison isolates the shift.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from .classifiers import ZeroShotClassifier, logistic_regression
+from .classifiers import PROBES, ZeroShotClassifier
 from .metrics import accuracy
 from .operators import TextTranslation
 
@@ -38,14 +38,18 @@ def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
 def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, dict[str, np.ndarray]],
                   class_weights: np.ndarray, domains: list[str], C: float = 1.0, max_iter: int = 1000,
                   alpha: float = 1.0, normalize_before: bool = False, normalize_after: bool = False,
-                  seed: int = 0, standardize: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+                  seed: int = 0, standardize: bool = True, n_jobs: int = 1,
+                  probes: tuple[str, ...] = ("logreg",)) -> pd.DataFrame:
     """Long-format accuracy table (``ACCURACY_COLUMNS``).
 
     ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
     description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}. Probes whose training
     matrices are identical (one source under every operator) are fit once; distinct fits run in
-    ``n_jobs`` processes.
+    ``n_jobs`` processes. ``probes`` names entries of :data:`pipeline.classifiers.PROBES`.
     """
+    unknown = set(probes) - set(PROBES)
+    if unknown:
+        raise ValueError(f"classifier.probes: unknown {sorted(unknown)}; choose from {sorted(PROBES)}")
     dom = images["domain"].to_numpy()
     y = images["label"].to_numpy()
     train = (images["split"] == "train").to_numpy()
@@ -73,14 +77,15 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
             train_sets.setdefault(key, (Xtr, y[tr]))
             jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
 
-    keys = list(train_sets)
+    keys = [(probe, k) for probe in probes for k in train_sets]
     fitted = Parallel(n_jobs=n_jobs)(
-        delayed(logistic_regression(C, max_iter, seed, standardize).fit)(*train_sets[k]) for k in keys)
+        delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(*train_sets[k]) for probe, k in keys)
     clfs = dict(zip(keys, fitted))
-    for protocol, sources, target, op, key, Xte, yte in jobs:
-        method = "logreg" if op == "none" else f"logreg+{op}"
-        rows.append((method, protocol, "logreg", op, "+".join(sources), target, len(yte),
-                     accuracy(yte, clfs[key].predict(Xte))))
+    for probe in probes:
+        for protocol, sources, target, op, key, Xte, yte in jobs:
+            method = probe if op == "none" else f"{probe}+{op}"
+            rows.append((method, protocol, probe, op, "+".join(sources), target, len(yte),
+                         accuracy(yte, clfs[probe, key].predict(Xte))))
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 

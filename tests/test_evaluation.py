@@ -57,3 +57,17 @@ def test_source_training_rows_are_not_shifted():
     ss = a[a.protocol == "single_source"].pivot_table(index=["source", "target"], columns="operator", values="accuracy")
     # alpha = 0 makes every operator the identity: all columns equal
     assert (ss.nunique(axis=1) == 1).all()
+
+
+def test_svm_and_softmax_rows_join_the_grid():
+    images, X, text, W = synthetic(seed=2)
+    acc = evaluate_grid(images, X, text, W, DOMAINS, probes=("logreg", "svm", "softmax"))
+    assert set(acc["classifier"]) == {"zeroshot", "logreg", "svm", "softmax"}
+    assert {"svm+translate_single", "softmax+translate_avg"} <= set(acc["method"])
+    indom = acc[acc.protocol == "in_domain"].groupby("classifier")["accuracy"].mean()
+    assert (indom > 0.8).all()
+    # softmax minimises logreg's objective: their accuracies agree closely
+    ss = acc[acc.protocol == "single_source"].groupby("classifier")["accuracy"].mean()
+    assert ss["softmax"] == pytest.approx(ss["logreg"], abs=0.02)
+    with pytest.raises(ValueError, match="classifier.probes"):
+        evaluate_grid(images, X, text, W, DOMAINS, probes=("knn",))
