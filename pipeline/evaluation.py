@@ -7,9 +7,12 @@ Protocols (PACS, Li et al. ICCV 2017), always scored on the *test split* of the 
 * ``single_source`` – probe trained on one domain, tested on each of the 3 others (12 pairs);
 * ``lodo``          – leave-one-domain-out: trained on the other 3 domains.
 
-Each probe (logistic regression; optionally linear SVM and a torch softmax layer) is scored with operator ``none`` and with text-guided translation using single
-(``translate_single``) and class-averaged (``translate_avg``) descriptions. ``none`` applies the
-same normalisation as the translation (alpha = 0), so the comparison isolates the shift.
+Each probe (logistic regression; optionally linear SVM and a torch softmax layer) is scored
+after each feature-space operator in ``operators``: ``none``; text-guided translation with single
+(``translate_single``) or class-averaged (``translate_avg``) descriptions; ``text_removal``
+(text only); ``center``, ``whiten``, ``coral``, ``selective_whiten``, which are fit on the
+unlabelled *train split* of the source and target domains and never on test images. ``none``
+applies the same normalisation as the translation (alpha = 0), so that comparison isolates the shift.
 """
 from __future__ import annotations
 
@@ -21,10 +24,31 @@ from joblib import Parallel, delayed
 
 from .classifiers import PROBES, ZeroShotClassifier
 from .metrics import accuracy
-from .operators import TextTranslation
+from .operators import CORAL, MeanCentering, SelectiveWhitening, TextSubspaceRemoval, TextTranslation, Whitening
 
 ACCURACY_COLUMNS = ["method", "protocol", "classifier", "operator", "source", "target", "n_test", "accuracy"]
 DESCRIPTION_KINDS = {"translate_single": "domain", "translate_avg": "domain_avg"}
+OPERATORS = ("none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
+             "selective_whiten")
+
+
+def fit_operator(name: str, X: np.ndarray, domains: np.ndarray, sources: list[str],
+                 domain_text: dict[str, dict[str, np.ndarray]], alpha: float = 1.0, normalize_before: bool = False,
+                 normalize_after: bool = False, shrinkage: float = 0.1, n_directions: int = 32):
+    """A fitted operator with ``transform(X, domains)``; ``X`` / ``domains`` are the unlabelled
+    rows it may use (train split of the sources and the target)."""
+    if name == "none" or name in DESCRIPTION_KINDS:
+        kind, a = ("domain", 0.0) if name == "none" else (DESCRIPTION_KINDS[name], alpha)
+        return TextTranslation(domain_text[kind], a, normalize_before, normalize_after).fit(source_domains=sources)
+    if name == "text_removal":
+        return TextSubspaceRemoval(domain_text["domain"]).fit()
+    if name == "coral":
+        return CORAL(eps=shrinkage).fit(X, domains, source_domains=sources)
+    op = {"center": MeanCentering(), "whiten": Whitening(shrinkage),
+          "selective_whiten": SelectiveWhitening(min(n_directions, X.shape[1]), shrinkage)}.get(name)
+    if op is None:
+        raise ValueError(f"operators: unknown {name!r}; choose from {list(OPERATORS)}")
+    return op.fit(X, domains)
 
 
 def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
@@ -39,7 +63,9 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
                   class_weights: np.ndarray, domains: list[str], C: float = 1.0, max_iter: int = 1000,
                   alpha: float = 1.0, normalize_before: bool = False, normalize_after: bool = False,
                   seed: int = 0, standardize: bool = True, n_jobs: int = 1,
-                  probes: tuple[str, ...] = ("logreg",)) -> pd.DataFrame:
+                  probes: tuple[str, ...] = ("logreg",),
+                  operators: tuple[str, ...] = ("none", "translate_single", "translate_avg"),
+                  shrinkage: float = 0.1, n_directions: int = 32) -> pd.DataFrame:
     """Long-format accuracy table (``ACCURACY_COLUMNS``).
 
     ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
@@ -61,17 +87,21 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         m = test & (dom == t)
         rows.append(("zeroshot", "zeroshot", "zeroshot", "none", "-", t, int(m.sum()), accuracy(y[m], zs.predict(X[m]))))
 
-    operators = {"none": ("domain", 0.0), **{op: (kind, alpha) for op, kind in DESCRIPTION_KINDS.items()}}
+    unknown = set(operators) - set(OPERATORS)
+    if unknown:
+        raise ValueError(f"operators: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
     jobs, train_sets = [], {}
     for protocol, sources, target in protocols(domains):
         tr = train & np.isin(dom, sources)
         te = test & (dom == target)
         if not tr.any() or not te.any():
             continue
-        for op, (kind, a) in operators.items():
+        unlabeled = train & np.isin(dom, [*sources, target])
+        for op in operators:
             if protocol == "in_domain" and op != "none":
-                continue  # translation is the identity when source == target
-            tt = TextTranslation(domain_text[kind], a, normalize_before, normalize_after).fit(source_domains=sources)
+                continue  # operators align domains; there is nothing to align in-domain
+            tt = fit_operator(op, X[unlabeled], dom[unlabeled], sources, domain_text, alpha, normalize_before,
+                              normalize_after, shrinkage, n_directions)
             Xtr = tt.transform(X[tr], dom[tr])
             key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
             train_sets.setdefault(key, (Xtr, y[tr]))

@@ -23,7 +23,9 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     c, t = p["classifier"], p["translate"]
     acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, p["data"]["classes"]), p["data"]["domains"],
                         C=c["C"], max_iter=c["max_iter"], seed=c["seed"], standardize=c["standardize"], n_jobs=c["n_jobs"],
-                        probes=tuple(c["probes"]), alpha=t["alpha"],
+                        probes=tuple(c["probes"]), operators=tuple(p["operators"]["names"]),
+                        shrinkage=p["operators"]["shrinkage"], n_directions=p["operators"]["n_directions"],
+                        alpha=t["alpha"],
                         normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])
     write_csv(accuracy, acc)
     print(acc.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))

@@ -71,3 +71,27 @@ def test_svm_and_softmax_rows_join_the_grid():
     assert ss["softmax"] == pytest.approx(ss["logreg"], abs=0.02)
     with pytest.raises(ValueError, match="classifier.probes"):
         evaluate_grid(images, X, text, W, DOMAINS, probes=("knn",))
+
+
+def test_every_operator_in_the_grid_and_coral_helps_on_second_order_shift():
+    """Domains differ by a per-domain scale and offset (first- and second-order shift): centering,
+    whitening and CORAL undo it exactly, so they must beat no operator."""
+    rng = np.random.default_rng(5)
+    d, k, n = 12, 4, 80
+    means = rng.normal(0, 2.0, (k, d))
+    rows, X = [], []
+    for i, dom in enumerate(DOMAINS):
+        scale = [1.0, 0.3, 3.0, 0.5][i]
+        y = np.repeat(np.arange(k), n)
+        X.append(scale * (means[y] + rng.normal(0, 0.7, (len(y), d))) + (0 if i == 0 else rng.normal(0, 4, d)))
+        rows.append(pd.DataFrame({"domain": dom, "label": y, "split": np.where(np.arange(len(y)) % 4 == 0, "test", "train")}))
+    images, X = pd.concat(rows, ignore_index=True), np.concatenate(X)
+    text = {kind: {dom: rng.normal(size=d) for dom in DOMAINS} for kind in ("domain", "domain_avg")}
+    from pipeline.evaluation import OPERATORS
+    acc = evaluate_grid(images, X, text, np.eye(k, d), DOMAINS, operators=OPERATORS, n_directions=4)
+    ss = acc[acc.protocol == "single_source"].groupby("operator")["accuracy"].mean()
+    assert set(ss.index) == set(OPERATORS)
+    for op in ("center", "coral", "whiten"):
+        assert ss[op] > ss["none"] + 0.1, op
+    with pytest.raises(ValueError, match="operators"):
+        evaluate_grid(images, X, text, np.eye(k, d), DOMAINS, operators=("none", "magic"))
