@@ -98,6 +98,9 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert set(json.loads((project / "reports/domain_gap.json").read_text())["clip_inception_score"]) == {
         "photo", "art_painting", "cartoon", "sketch"}
 
+    sh(project, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))  # every declared plot renders
+    assert (tmp_path / "plots" / "index.html").exists()
+
     sh(project, "git", "add", "-A")
     sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
     assert repro(project) == set()  # nothing changed, nothing runs
