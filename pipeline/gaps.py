@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .operators import l2_normalize
 
@@ -128,7 +129,7 @@ def _pair_metric(metric: str, Xa: np.ndarray, Xb: np.ndarray | None, boot_a, boo
 
 def gap_table(X: np.ndarray, domains_of_x, domains: list[str], metrics=("fid", "kid", "mmd", "cmmd"),
               n_boot: int = 20, n_subsets: int = 20, subset_size: int = 500, ci: float = 0.95,
-              seed: int = 0, n_jobs: int = 2) -> "pd.DataFrame":
+              seed: int = 0, n_jobs: int = 2) -> pd.DataFrame:
     """Every ordered pair of domains x every metric, long format (``GAP_COLUMNS``).
 
     FID: point estimate on the full sets, CI from ``n_boot`` bootstrap resamples. Kernel metrics:
@@ -138,7 +139,6 @@ def gap_table(X: np.ndarray, domains_of_x, domains: list[str], metrics=("fid", "
     Each (pair, metric) job has its own seeded generator, so results do not depend on ``n_jobs``
     (jobs run in threads; numpy's linear algebra releases the GIL).
     """
-    import pandas as pd
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
 

@@ -99,3 +99,11 @@ def check_same_model(path_a, meta_a: dict, path_b, meta_b: dict) -> None:
         if meta_a.get(key) != meta_b.get(key):
             raise ValueError(f"{path_a} and {path_b} were embedded by different models "
                              f"({key}: {meta_a.get(key)!r} vs {meta_b.get(key)!r}); rerun `dvc repro`")
+
+
+def read_feature_stores(images: str | Path, prompts: str | Path):
+    """Both feature stores, refused if different models embedded them: (img, X, txt, T)."""
+    img, X, img_meta = read_table(images)
+    txt, T, txt_meta = read_table(prompts)
+    check_same_model(images, img_meta, prompts, txt_meta)
+    return img, X, txt, T

@@ -9,7 +9,7 @@ from pipeline.diagnostics import accuracy_drops, direction_alignment, gap_vs_dro
 from pipeline.evaluation import headline_metrics
 from pipeline.prompts import domain_text_vectors
 from pipeline.reports import scatter_panels
-from pipeline.store import check_same_model, read_table, write_csv, write_json
+from pipeline.store import read_feature_stores, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -19,9 +19,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
     p = load_params(params)
     domains, classes = p["data"]["domains"], p["data"]["classes"]
-    img, X, img_meta = read_table(images)
-    txt, T, txt_meta = read_table(prompts)
-    check_same_model(images, img_meta, prompts, txt_meta)
+    img, X, txt, T = read_feature_stores(images, prompts)
     acc = pd.read_csv(out_dir / "accuracy.csv")
     table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
     align = {kind: direction_alignment(X, img["domain"], img["label"], domain_text_vectors(txt, T, kind), domains, classes)

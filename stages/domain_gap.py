@@ -8,7 +8,7 @@ from pipeline.classifiers import ZeroShotClassifier
 from pipeline.gaps import gap_table, inception_score
 from pipeline.prompts import class_text_weights
 from pipeline.reports import heatmap
-from pipeline.store import check_same_model, read_table, write_csv, write_json
+from pipeline.store import read_feature_stores, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -18,9 +18,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
     p = load_params(params)
     g, domains = p["gap"], p["data"]["domains"]
-    img, X, img_meta = read_table(images)
-    txt, T, txt_meta = read_table(prompts)
-    check_same_model(images, img_meta, prompts, txt_meta)
+    img, X, txt, T = read_feature_stores(images, prompts)
     table = gap_table(X, img["domain"].to_numpy(), domains, g["metrics"], g["n_boot"], g["n_subsets"],
                       g["subset_size"], g["ci"], g["seed"], g["n_jobs"])
     write_csv(out_dir / "domain_gap.csv", table)

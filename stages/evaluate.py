@@ -7,7 +7,7 @@ from _common import load_params, run
 
 from pipeline.evaluation import evaluate_grid
 from pipeline.prompts import class_text_weights, domain_text_vectors
-from pipeline.store import check_same_model, read_table, write_csv
+from pipeline.store import read_feature_stores, write_csv
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -16,9 +16,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), accuracy: Path = Path("reports/accuracy.csv")) -> None:
     p = load_params(params)
-    img, X, img_meta = read_table(images)
-    txt, T, txt_meta = read_table(prompts)
-    check_same_model(images, img_meta, prompts, txt_meta)
+    img, X, txt, T = read_feature_stores(images, prompts)
     domain_text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
     c, t = p["classifier"], p["translate"]
     acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, p["data"]["classes"]), p["data"]["domains"],

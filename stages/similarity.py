@@ -7,7 +7,7 @@ from _common import load_params, run
 
 from pipeline.metrics import own_description_top1, similarity_table
 from pipeline.reports import heatmap
-from pipeline.store import check_same_model, read_table, write_csv, write_json
+from pipeline.store import read_feature_stores, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -16,9 +16,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
     domains = load_params(params)["data"]["domains"]
-    img, X, img_meta = read_table(images)
-    txt, T, txt_meta = read_table(prompts)
-    check_same_model(images, img_meta, prompts, txt_meta)
+    img, X, txt, T = read_feature_stores(images, prompts)
     tables, summary = [], {}
     for kind, label in (("domain", "single"), ("domain_avg", "class_averaged")):
         rows = [txt.index[(txt["kind"] == kind) & (txt["domain"] == d)] for d in domains]
