@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from .classifiers import PROBES, ZeroShotClassifier
+from .classifiers import ADAPTERS, PROBES, ZeroShotClassifier
 from .metrics import accuracy
 from .operators import CORAL, MeanCentering, SelectiveWhitening, TextSubspaceRemoval, TextTranslation, Whitening
 
 ACCURACY_COLUMNS = ["method", "protocol", "classifier", "operator", "source", "target", "n_test", "accuracy"]
+PER_DOMAIN = ("center", "whiten")  # operators whose map of a domain depends on that domain's rows only
 DESCRIPTION_KINDS = {"translate_single": "domain", "translate_avg": "domain_avg"}
 OPERATORS = ("none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
              "selective_whiten")
@@ -65,17 +66,19 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
                   seed: int = 0, standardize: bool = True, n_jobs: int = 1,
                   probes: tuple[str, ...] = ("logreg",),
                   operators: tuple[str, ...] = ("none", "translate_single", "translate_avg"),
-                  shrinkage: float = 0.1, n_directions: int = 32) -> pd.DataFrame:
+                  shrinkage: float = 0.1, n_directions: int = 32, dann: dict | None = None) -> pd.DataFrame:
     """Long-format accuracy table (``ACCURACY_COLUMNS``).
 
     ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
     description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}. Probes whose training
     matrices are identical (one source under every operator) are fit once; distinct fits run in
-    ``n_jobs`` processes. ``probes`` names entries of :data:`pipeline.classifiers.PROBES`.
+    ``n_jobs`` processes. ``probes`` names entries of :data:`pipeline.classifiers.PROBES` or
+    ``dann``; DANN learns its own alignment from the unlabelled target train split, so it is scored
+    on raw features only (operator ``none``; single-source and LODO), ``dann`` its keyword args.
     """
-    unknown = set(probes) - set(PROBES)
+    unknown = set(probes) - set(PROBES) - set(ADAPTERS)
     if unknown:
-        raise ValueError(f"classifier.probes: unknown {sorted(unknown)}; choose from {sorted(PROBES)}")
+        raise ValueError(f"classifier.probes: unknown {sorted(unknown)}; choose from {sorted({*PROBES, *ADAPTERS})}")
     dom = images["domain"].to_numpy()
     y = images["label"].to_numpy()
     train = (images["split"] == "train").to_numpy()
@@ -87,10 +90,13 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         m = test & (dom == t)
         rows.append(("zeroshot", "zeroshot", "zeroshot", "none", "-", t, int(m.sum()), accuracy(y[m], zs.predict(X[m]))))
 
+    bad = set(dann or {}) - set(ADAPTERS["dann"]().get_params())
+    if bad:
+        raise ValueError(f"classifier.dann: unknown {sorted(bad)}; choose from {sorted(ADAPTERS['dann']().get_params())}")
     unknown = set(operators) - set(OPERATORS)
     if unknown:
         raise ValueError(f"operators: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
-    jobs, train_sets = [], {}
+    jobs, train_sets, adapt, ops = [], {}, {}, {}
     for protocol, sources, target in protocols(domains):
         tr = train & np.isin(dom, sources)
         te = test & (dom == target)
@@ -100,18 +106,32 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         for op in operators:
             if protocol == "in_domain" and op != "none":
                 continue  # operators align domains; there is nothing to align in-domain
-            tt = fit_operator(op, X[unlabeled], dom[unlabeled], sources, domain_text, alpha, normalize_before,
-                              normalize_after, shrinkage, n_directions)
+            independent = op in PER_DOMAIN  # one fit on all train rows gives every pair the same maps
+            fit_key = op if independent else (op, tuple(sources), target)
+            if fit_key not in ops:
+                rows_ = train if independent else unlabeled
+                ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, alpha, normalize_before,
+                                            normalize_after, shrinkage, n_directions)
+            tt = ops[fit_key]
             Xtr = tt.transform(X[tr], dom[tr])
             key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
             train_sets.setdefault(key, (Xtr, y[tr]))
             jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
+        if protocol != "in_domain":
+            adapt[protocol, "+".join(sources), target] = (X[tr], y[tr], X[train & (dom == target)], X[te], y[te])
 
-    keys = [(probe, k) for probe in probes for k in train_sets]
-    fitted = Parallel(n_jobs=n_jobs)(
-        delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(*train_sets[k]) for probe, k in keys)
-    clfs = dict(zip(keys, fitted))
+    fits = [(probe, k, delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(*train_sets[k]))
+            for probe in probes if probe in PROBES for k in train_sets]
+    fits += [(probe, k, delayed(ADAPTERS[probe](seed=seed, **(dann or {})).fit)(*adapt[k][:3]))
+             for probe in probes if probe in ADAPTERS for k in adapt]
+    fitted = Parallel(n_jobs=n_jobs)(job for _, _, job in fits)
+    clfs = {(probe, k): clf for (probe, k, _), clf in zip(fits, fitted)}
     for probe in probes:
+        if probe in ADAPTERS:
+            for key, (*_, Xte, yte) in adapt.items():
+                rows.append((probe, key[0], probe, "none", key[1], key[2], len(yte),
+                             accuracy(yte, clfs[probe, key].predict(Xte))))
+            continue
         for protocol, sources, target, op, key, Xte, yte in jobs:
             method = probe if op == "none" else f"{probe}+{op}"
             rows.append((method, protocol, probe, op, "+".join(sources), target, len(yte),

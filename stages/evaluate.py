@@ -1,4 +1,4 @@
-"""Stage evaluate: zero-shot, logistic-regression probes and text-guided translation on every domain pair.
+"""Stage evaluate: zero-shot, linear probes (logreg / svm / softmax), DANN and every feature operator on every domain pair.
 Headline metrics are written by the diagnostics stage, which adds the gap-vs-drop correlations."""
 from pathlib import Path
 
@@ -21,7 +21,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     c, t = p["classifier"], p["translate"]
     acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, p["data"]["classes"]), p["data"]["domains"],
                         C=c["C"], max_iter=c["max_iter"], seed=c["seed"], standardize=c["standardize"], n_jobs=c["n_jobs"],
-                        probes=tuple(c["probes"]), operators=tuple(p["operators"]["names"]),
+                        probes=tuple(c["probes"]), dann=dict(c["dann"]), operators=tuple(p["operators"]["names"]),
                         shrinkage=p["operators"]["shrinkage"], n_directions=p["operators"]["n_directions"],
                         alpha=t["alpha"],
                         normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])

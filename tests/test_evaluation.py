@@ -95,3 +95,15 @@ def test_every_operator_in_the_grid_and_coral_helps_on_second_order_shift():
         assert ss[op] > ss["none"] + 0.1, op
     with pytest.raises(ValueError, match="operators"):
         evaluate_grid(images, X, text, np.eye(k, d), DOMAINS, operators=("none", "magic"))
+
+
+def test_dann_rows_join_the_grid_on_cross_domain_protocols():
+    images, X, text, W = synthetic(seed=3)
+    acc = evaluate_grid(images, X, text, W, DOMAINS, probes=("logreg", "dann"), operators=("none", "coral"),
+                        dann={"steps": 100})
+    d = acc[acc.classifier == "dann"]
+    assert d.groupby("protocol").size().to_dict() == {"single_source": 12, "lodo": 4}
+    assert set(d["operator"]) == {"none"} and set(d["method"]) == {"dann"}
+    assert {"logreg+coral"} <= set(acc["method"])
+    with pytest.raises(ValueError, match="classifier.dann"):
+        evaluate_grid(images, X, text, W, DOMAINS, probes=("dann",), dann={"epochs": 3})
