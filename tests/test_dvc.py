@@ -56,6 +56,8 @@ def project(tmp_path_factory, pacs_root, tiny_clip) -> Path:
         p["data"]["root"] = str(subset)
         p["model"]["name"] = str(tiny_clip)
         p["embed"]["batch_size"] = 16
+        p["classifier"].update(n_jobs=1)  # 84 images: worker start-up would dominate
+        p["classifier"]["dann"].update(steps=30)
 
     edit_params(proj, point_at_subset)
     sh(proj, "git", "init", "-q")
