@@ -185,14 +185,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
 def softmax_probe(C: float = 1.0, max_iter: int = 500, seed: int = 0, standardize: bool = True):
     """``LinearProbe(loss="log")``: logistic regression's minimiser, fast and GPU-capable."""
-    clf = LinearProbe("log", C=C, max_iter=max_iter, tol=1e-3)
+    clf = LinearProbe("log", C=C, max_iter=max_iter, tol=1e-3, dtype="float32")
     return make_pipeline(StandardScaler(), clf) if standardize else clf
 
 
 def linear_svm(C: float = 1.0, max_iter: int = 500, seed: int = 0, standardize: bool = True):
     """One-vs-rest L2-loss linear SVM (liblinear's objective; the frozen-features + SVM probe of
     Donahue et al. 2014 / Razavian et al. 2014 in seed 003's table), solved by :class:`LinearProbe`."""
-    clf = LinearProbe("squared_hinge", C=C, max_iter=max_iter, tol=1e-3)
+    clf = LinearProbe("squared_hinge", C=C, max_iter=max_iter, tol=1e-3, dtype="float32")
     return make_pipeline(StandardScaler(), clf) if standardize else clf
 
 
