@@ -35,6 +35,7 @@ class Encoder(Protocol):
 
 
 _REGISTRY: dict[str, Callable[[str, str], Encoder]] = {}
+MINICLIP_DIR = Path("models/miniclip")  # where stage train_clip writes the model ``model.name: miniclip`` loads
 
 
 def register_encoder(name: str):
@@ -59,6 +60,10 @@ def load_encoder(name: str, device: str = "auto") -> Encoder:
     device = resolve_device(device)
     if name in _REGISTRY:
         return _REGISTRY[name](name, device)
+    if name == "miniclip" or (Path(name) / "miniclip.json").is_file():
+        from .miniclip import MiniClipEncoder  # the pipeline's own CLIP (stage train_clip)
+
+        return MiniClipEncoder(name, device, path=MINICLIP_DIR if name == "miniclip" else name)
     return HFClipEncoder(name, device)
 
 
