@@ -1,0 +1,114 @@
+"""Training a MiniCLIP on PACS image-caption pairs (seed 001) and scoring image -> text retrieval.
+
+Captions come from the domain descriptions and the class ("an art painting of a dog"), so the
+caption set has |domains| x |classes| entries and many images share one caption: the contrastive
+targets are multi-positive (:func:`pipeline.contrastive.info_nce` with caption labels). Images are
+decoded, resized and centre-cropped once into a uint8 array; each epoch only flips and normalises.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .contrastive import info_nce, retrieval_topk, triplet_max_violation
+from .data import decode_image, read_image_bytes
+from .miniclip import CLIP_MEAN, CLIP_STD, MiniCLIP, tokenize
+from .preprocess import Preprocess
+from .prompts import with_article
+
+
+def caption_set(descriptions: dict[str, str], classes: list[str]) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Captions "<domain description> of <a|an> <class>" and their index per (domain, class)."""
+    texts, index = [], {}
+    for d, desc in descriptions.items():
+        for c in classes:
+            index[d, c] = len(texts)
+            texts.append(f"{desc} of {with_article(c)}")
+    return texts, index
+
+
+def decode_uint8(paths: list[str], image_size: int, workers: int = 2) -> np.ndarray:
+    """(n, 3, S, S) uint8: shortest side resized to S (bicubic), centre crop S x S."""
+    prep = Preprocess(shortest_edge=image_size, resize_hw=None, crop_hw=(image_size, image_size), resample=3,
+                      rescale_factor=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+    def one(path):
+        return np.clip(np.rint(prep(decode_image(read_image_bytes(path)))), 0, 255).astype(np.uint8)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        out = list(tqdm(pool.map(one, paths), total=len(paths), desc="decode", unit="img", leave=False))
+    return np.stack(out) if out else np.zeros((0, 3, image_size, image_size), np.uint8)
+
+
+def to_pixels(batch: np.ndarray, flip: np.ndarray | None = None) -> torch.Tensor:
+    x = torch.from_numpy(batch).float().div_(255)
+    if flip is not None and flip.any():
+        x[flip] = x[flip].flip(-1)
+    mean, std = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
+    return (x - mean) / std
+
+
+def train(model: MiniCLIP, tokenizer, images: np.ndarray, caption_idx: np.ndarray, captions: list[str],
+          epochs: int = 5, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.1,
+          text_lr_scale: float = 0.1, triplet_weight: float = 0.0, triplet_margin: float = 0.2,
+          seed: int = 0, device: str = "cpu") -> list[dict]:
+    """AdamW with linear warm-up (first 10% of steps) and cosine decay; loss = InfoNCE (+
+    ``triplet_weight`` x VSE++ triplet). The pretrained text tower learns at ``text_lr_scale`` x lr.
+    Returns one record per step (epoch, step, loss, temperature)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    ids, mask = tokenize(tokenizer, captions, model.spec["max_length"])
+    ids, mask = ids.to(device), mask.to(device)
+    text_params = list(model.text.parameters())
+    text_ids = {id(p) for p in text_params}
+    other = [p for p in model.parameters() if id(p) not in text_ids]
+    opt = torch.optim.AdamW([{"params": other, "lr": lr}, {"params": text_params, "lr": lr * text_lr_scale}],
+                            weight_decay=weight_decay)
+    n = len(images)
+    steps_per_epoch = max(1, n // batch_size)
+    total = epochs * steps_per_epoch
+    base = [group["lr"] for group in opt.param_groups]
+    log, step = [], 0
+    bar = tqdm(total=total, desc="train_clip", unit="step")
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=g).numpy()
+        for s in range(steps_per_epoch):
+            b = order[s * batch_size:(s + 1) * batch_size]
+            warm = max(1, total // 10)
+            f = (step + 1) / warm if step < warm else 0.5 * (1 + np.cos(np.pi * (step - warm) / max(1, total - warm)))
+            for group, lr0 in zip(opt.param_groups, base):
+                group["lr"] = lr0 * f
+            flip = torch.rand(len(b), generator=g).numpy() < 0.5
+            labels = torch.as_tensor(caption_idx[b], device=device)
+            uniq, inv = labels.unique(return_inverse=True)
+            img = model.encode_image(to_pixels(images[b], flip).to(device))
+            txt = model.encode_text(ids[uniq], mask[uniq])[inv]  # each distinct caption encoded once
+            loss = info_nce(img, txt, model.logit_scale(), labels)
+            if triplet_weight:
+                loss = loss + triplet_weight * triplet_max_violation(img, txt, triplet_margin, labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                log.append({"epoch": epoch, "step": step, "loss": loss.item(), "temperature": 1 / model.logit_scale().item()})
+            bar.update()
+            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
+            step += 1
+    bar.close()
+    return log
+
+
+@torch.inference_mode()
+def retrieval(model: MiniCLIP, tokenizer, images: np.ndarray, caption_idx: np.ndarray, captions: list[str],
+              ks=(1, 5), batch_size: int = 256, device: str = "cpu") -> dict[int, float]:
+    """Image -> text top-k accuracy over the whole caption set (seed 001's metric)."""
+    model.to(device).eval()
+    ids, mask = tokenize(tokenizer, captions, model.spec["max_length"])
+    T = model.encode_text(ids.to(device), mask.to(device)).cpu().numpy()
+    I = np.concatenate([model.encode_image(to_pixels(images[i:i + batch_size]).to(device)).cpu().numpy()
+                        for i in range(0, len(images), batch_size)])
+    return retrieval_topk(I, T, np.asarray(caption_idx), ks)
