@@ -20,6 +20,8 @@ p = yaml.safe_load(open("params.yaml"))
 p["data"]["root"] = f"{work}/pacs"
 p["model"]["name"] = f"{work}/clip"
 p["embed"]["batch_size"] = 32
+p["clip"].update(pairings=[["resnet", "minilm"]], use=["resnet", "minilm"], image_size=32, embed_dim=16,
+                 resnet={"width": 8, "blocks": 1}, epochs=1, batch_size=32)
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
 start=$(date +%s)

@@ -53,3 +53,22 @@ def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path,
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def curves(table: pd.DataFrame, x: str, y: str, by: str, path: str | Path) -> None:
+    """One line of ``y`` against ``x`` per value of ``by`` (e.g. the loss of each CLIP pairing)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for key, g in table.groupby(by, sort=False):
+        ax.plot(g[x], g[y], label=str(key), lw=1)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -21,7 +21,9 @@ from pipeline.store import read_metadata
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-ALL = {"prepare", "embed_images", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
+ALL = {"prepare", "train_clip", "embed_images", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
+TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
+                 "resnet": {"width": 8, "blocks": 1}, "epochs": 1, "batch_size": 32}
 
 
 def sh(cwd: Path, *cmd: str) -> str:
@@ -58,6 +60,7 @@ def project(tmp_path_factory, pacs_root, tiny_clip) -> Path:
         p["embed"]["batch_size"] = 16
         p["classifier"].update(n_jobs=1)  # 84 images: worker start-up would dominate
         p["classifier"]["dann"].update(steps=30)
+        p["clip"].update(TINY_MINICLIP)
 
     edit_params(proj, point_at_subset)
     sh(proj, "git", "init", "-q")
@@ -121,12 +124,23 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
     assert repro(project) == {"embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
 
-    # --- another model: every embedding and everything after it (the manifest stays)
+    # --- another model: every embedding and everything after it (the manifest and MiniCLIP stay)
     other = build_random_clip(tmp_path / "clip_seed1", "tiny", seed=1)
     edit_params(project, lambda p: p["model"].update(name=str(other)))
-    assert repro(project) == ALL - {"prepare"}
+    assert repro(project) == ALL - {"prepare", "train_clip"}
     assert read_metadata(project / "features/images.parquet")["weight_sha256"] != meta["weight_sha256"]
 
-    # --- a new split reruns from prepare; prompts do not depend on the data
+    # --- a new split reruns from prepare. With 3 images per class the train split stays the same
+    # (1 test image either way), and MiniCLIP training is deterministic: its weights come out
+    # byte-identical, so DVC does not re-embed the prompts
     edit_params(project, lambda p: p["data"].update(test_fraction=0.34))
     assert repro(project) == ALL - {"embed_prompts"}
+
+    # --- the pipeline's own CLIP (stage train_clip): retrieval report, model dir, model.name: miniclip
+    ret = pd.read_csv(project / "reports/retrieval.csv")
+    assert list(ret.columns) == ["pairing", "split", "n_images", "n_captions", "top1", "top5"]
+    assert set(ret["split"]) == {"train", "test"} and (ret["n_captions"] == 28).all()
+    assert (project / "models/miniclip/miniclip.json").is_file() and (project / "reports/clip_loss.png").is_file()
+    edit_params(project, lambda p: p["model"].update(name="miniclip"))
+    assert repro(project) == ALL - {"prepare", "train_clip"}
+    assert read_metadata(project / "features/images.parquet")["dim"] == 16
