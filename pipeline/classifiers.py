@@ -64,11 +64,6 @@ def _data_matmul():
     return DataMatmul
 
 
-def torch_clamp_sq(z):
-    """max(0, z)^2 elementwise (the squared hinge)."""
-    return z.clamp_min(0).pow(2)
-
-
 class LinearProbe(ClassifierMixin, BaseEstimator):
     """A linear classifier on frozen features, solved full-batch in torch (GPU when ``device`` says):
 
@@ -165,10 +160,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _data_loss(logits, y, sign=None):
-        if sign is not None:
-            return torch_clamp_sq(1.0 - sign * logits).sum(1).mean()
+        """Mean squared hinge summed over classes (``sign`` = +-1 targets), or mean cross-entropy."""
         import torch
 
+        if sign is not None:
+            return (1.0 - sign * logits).clamp_min(0).pow(2).sum(1).mean()
         return torch.nn.functional.cross_entropy(logits, y)
 
     def decision_function(self, X):

@@ -43,12 +43,15 @@ def decode_uint8(paths: list[str], image_size: int, workers: int = 2) -> np.ndar
     return np.stack(out) if out else np.zeros((0, 3, image_size, image_size), np.uint8)
 
 
+_MEAN, _STD = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
+
+
 def to_pixels(batch: np.ndarray, flip: np.ndarray | None = None) -> torch.Tensor:
+    """uint8 (n, 3, S, S) -> CLIP-normalised float32, rows in ``flip`` mirrored horizontally."""
     x = torch.from_numpy(batch).float().div_(255)
     if flip is not None and flip.any():
         x[flip] = x[flip].flip(-1)
-    mean, std = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
-    return (x - mean) / std
+    return (x - _MEAN) / _STD
 
 
 def train(model: MiniCLIP, tokenizer, images: np.ndarray, caption_idx: np.ndarray, captions: list[str],
@@ -72,13 +75,13 @@ def train(model: MiniCLIP, tokenizer, images: np.ndarray, caption_idx: np.ndarra
     steps_per_epoch = max(1, n // batch_size)
     total = epochs * steps_per_epoch
     base = [group["lr"] for group in opt.param_groups]
+    warm = max(1, total // 10)
     log, step = [], 0
     bar = tqdm(total=total, desc="train_clip", unit="step")
     for epoch in range(epochs):
         order = torch.randperm(n, generator=g).numpy()
         for s in range(steps_per_epoch):
             b = order[s * batch_size:(s + 1) * batch_size]
-            warm = max(1, total // 10)
             f = (step + 1) / warm if step < warm else 0.5 * (1 + np.cos(np.pi * (step - warm) / max(1, total - warm)))
             for group, lr0 in zip(opt.param_groups, base):
                 group["lr"] = lr0 * f

@@ -97,6 +97,7 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
     if unknown:
         raise ValueError(f"operators: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
     jobs, train_sets, adapt, ops = [], {}, {}, {}
+    adapters = [probe for probe in probes if probe in ADAPTERS]  # only they need the raw-feature sets
     for protocol, sources, target in protocols(domains):
         tr = train & np.isin(dom, sources)
         te = test & (dom == target)
@@ -117,7 +118,7 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
             key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
             train_sets.setdefault(key, (Xtr, y[tr]))
             jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
-        if protocol != "in_domain":
+        if protocol != "in_domain" and adapters:
             adapt[protocol, "+".join(sources), target] = (X[tr], y[tr], X[train & (dom == target)], X[te], y[te])
 
     fits = [(probe, k, delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(*train_sets[k]))

@@ -209,11 +209,12 @@ def load_miniclip(path: str | Path, device: str = "cpu") -> tuple[MiniCLIP, obje
 
     path = Path(path)
     spec = json.loads((path / "miniclip.json").read_text())
-    if spec["text"]["arch"] == "minilm":
-        spec["text"]["config"] = json.loads((path / "text_config.json").read_text())
-    model = MiniCLIP(spec, pretrained_text=False)
+    text = dict(spec["text"])
+    if text["arch"] == "minilm":
+        text["config"] = json.loads((path / "text_config.json").read_text())
+    model = MiniCLIP({**spec, "text": text}, pretrained_text=False)
     model.load_state_dict(load_file(str(path / "model.safetensors")))
-    model.spec = json.loads((path / "miniclip.json").read_text())
+    model.spec = spec
     return model.to(device).eval(), load_tokenizer(spec, path / "tokenizer")
 
 
