@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -42,26 +42,6 @@ def logistic_regression(C: float = 1.0, max_iter: int = 1000, seed: int = 0, sta
         raise ValueError(f"classifier.C={C} must be > 0")
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     return make_pipeline(StandardScaler(), clf) if standardize else clf
-
-
-def _data_matmul():
-    import torch
-
-    class DataMatmul(torch.autograd.Function):
-        """logits = X W with X constant: backward X^T G from a contiguous copy of X^T (2x faster on
-        CPU than autograd's transposed product); float32 data, float64 parameters."""
-
-        @staticmethod
-        def forward(ctx, W, X, Xt):
-            ctx.save_for_backward(Xt)
-            return (X @ W.to(X.dtype)).to(W.dtype)
-
-        @staticmethod
-        def backward(ctx, grad):
-            (Xt,) = ctx.saved_tensors
-            return (Xt @ grad.to(Xt.dtype)).to(grad.dtype), None, None
-
-    return DataMatmul
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
@@ -117,41 +97,39 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Xct = Xc.T.contiguous()
         lam, V = torch.linalg.eigh((Xct.float() @ Xc.float()).double() / n)  # a preconditioner: float32 is enough
         lam, V, r = lam.clamp_min(0).to(device=self.device), V.to(device=self.device), 1.0 / (self.C * n)
-        matmul = _data_matmul().apply
         U0 = torch.zeros(X.shape[1], k, dtype=dt, device=self.device)  # W = V diag(scale) U
-        b = torch.zeros(k, dtype=dt, device=self.device, requires_grad=not hinge)
+        b = torch.zeros(k, dtype=dt, device=self.device)
+        target = sign if hinge else yt
         kappa, self.n_iter_ = self._CURVATURE[self.loss], 0
         for phase in range(3):  # loose solves with the curvature re-estimated after each, then a tight one
             last = phase == 2
             scale = (kappa * lam + r).rsqrt()
-            U = U0.clone().requires_grad_(True)
+            U = U0.clone()
             opt = torch.optim.LBFGS([U, b] if not hinge else [U], max_iter=self.max_iter,
                                     tolerance_grad=self.tol if last else max(self.tol, 1e-3),
                                     tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
 
             def closure():
-                opt.zero_grad()
-                W = V @ (scale[:, None] * U)
-                loss = self._data_loss(matmul(W, Xc, Xct) + b, yt, sign if hinge else None) + (W * W).sum() * r / 2
-                loss.backward()
+                loss, gW, gb = self._loss_grad(V @ (scale[:, None] * U), b, Xc, Xct, target, r)
+                U.grad, b.grad = scale[:, None] * (V.T @ gW), gb
                 return loss
 
-            opt.step(closure)
-            self.n_iter_ += opt.state[opt._params[0]]["n_iter"]
-            if last:
-                break
             with torch.no_grad():
-                logits = matmul(V @ (scale[:, None] * U), Xc, Xct) + b
+                opt.step(closure)
+                self.n_iter_ += opt.state[opt._params[0]]["n_iter"]
+                if last:
+                    break
+                logits = self._logits(V @ (scale[:, None] * U), b, Xct)
                 if hinge:  # squared hinge: curvature 2 on the margin-violating rows
                     new = 2.0 * float((sign * logits < 1).to(dt).mean())
                 else:  # softmax: mean eigenvalue of diag(p) - p p^T over its k - 1 free directions
                     pr = logits.softmax(1)
                     new = float((1 - (pr * pr).sum(1)).mean()) / max(k - 1, 1)
             new = min(max(new, 1e-4), self._CURVATURE[self.loss])
-            U0 = U.detach() * scale[:, None] * (new * lam + r).sqrt()[:, None]  # same W in the next basis
+            U0 = U * scale[:, None] * (new * lam + r).sqrt()[:, None]  # same W in the next basis
             kappa = new
-        W = (V @ (scale[:, None] * U.detach())).to(Xc.dtype)
-        bias = b.detach().to(Xc.dtype) - center @ W
+        W = (V @ (scale[:, None] * U)).to(Xc.dtype)
+        bias = b.to(Xc.dtype) - center @ W
         if hinge:
             W, bias = W[:-1], W[-1]
         self.coef_ = W.T.cpu().numpy().astype(np.float64)
@@ -159,13 +137,32 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _data_loss(logits, y, sign=None):
-        """Mean squared hinge summed over classes (``sign`` = +-1 targets), or mean cross-entropy."""
+    def _logits(W, b, Xt):
+        """X W + b from Xt = X^T (contiguous): CPU BLAS runs this skinny product 2-3x faster as
+        (W^T Xt)^T than as X W; float32 data, float64 parameters."""
+        return (W.T.to(Xt.dtype) @ Xt).T.to(W.dtype) + b
+
+    @classmethod
+    def _loss_grad(cls, W, b, X, Xt, target, r):
+        """Objective and its gradient in W and b, in closed form (no autograd graph):
+        squared hinge (``target`` = +-1 matrix) L = mean_i sum_k a_ik^2, a = max(0, 1 - s * z),
+        dL/dz = -2 s a / n; cross-entropy (``target`` = labels) dL/dz = (softmax(z) - onehot(y)) / n;
+        both plus the ridge r ||W||^2 / 2. Gradient in W: X^T dL/dz + r W (computed as (G^T X)^T)."""
         import torch
 
-        if sign is not None:
-            return (1.0 - sign * logits).clamp_min(0).pow(2).sum(1).mean()
-        return torch.nn.functional.cross_entropy(logits, y)
+        z = cls._logits(W, b, Xt)
+        n = len(z)
+        if target.dtype.is_floating_point:
+            a = (1.0 - target * z).clamp_min(0)
+            loss, G = (a * a).sum() / n, -2.0 * target * a / n
+        else:
+            lse = z.logsumexp(1, keepdim=True)
+            loss = (lse.squeeze(1) - z.gather(1, target[:, None]).squeeze(1)).mean()
+            G = (z - lse).exp()
+            G[torch.arange(n), target] -= 1.0
+            G /= n
+        gW = (G.T.to(X.dtype) @ X).T.to(W.dtype) + r * W
+        return loss + (W * W).sum() * r / 2, gW, G.sum(0)
 
     def decision_function(self, X):
         return np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
@@ -221,9 +218,12 @@ class DANN(ClassifierMixin, BaseEstimator):
     with labelled source rows x_s and unlabelled target rows. Schedules from the paper (§5.2):
     lambda_p = ``domain_weight`` * (2 / (1 + exp(-10 p)) - 1) and learning rate
     lr / (1 + 10 p)^0.75, p = training progress in [0, 1]; SGD with momentum 0.9, ``batch_size`` rows
-    of each domain a step. Features are
-    standardised with the pooled source + target statistics. ``domain_weight=0`` is the source-only baseline
-    (the same network without the adversary).
+    of each domain a step. Features are standardised with the pooled source + target statistics.
+    ``domain_weight=0`` is the source-only baseline (the same network without the adversary).
+
+    :meth:`fit_many` trains one network per task in a single batched run (``torch.bmm``): the
+    networks share no parameter, SGD is elementwise and each task draws from its own generator, so
+    it gives what :meth:`fit` gives on each task alone, at a fraction of the cost.
     """
 
     def __init__(self, hidden: int = 128, steps: int = 300, batch_size: int = 64, lr: float = 0.01,
@@ -238,52 +238,76 @@ class DANN(ClassifierMixin, BaseEstimator):
         self.device = device
 
     def fit(self, X, y, X_target=None):
+        (fitted,) = self.fit_many([(X, y, X_target)])
+        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        return self
+
+    def fit_many(self, tasks) -> list["DANN"]:
+        """One fitted clone of this estimator per ``(X, y, X_target)`` task."""
         import torch
         from torch import nn
 
-        if X_target is None or not len(X_target):
+        if any(Xt is None or not len(Xt) for *_, Xt in tasks):
             raise ValueError("DANN.fit needs unlabelled target rows (X_target)")
-        pooled = np.concatenate([X, X_target])
-        self.mean_, self.scale_ = pooled.mean(0), pooled.std(0) + 1e-8
-        g = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)
-        Xs = torch.as_tensor(self._std(X), dtype=torch.float32, device=self.device)
-        Xt = torch.as_tensor(self._std(X_target), dtype=torch.float32, device=self.device)
-        self.classes_, yi = np.unique(y, return_inverse=True)
-        ys = torch.as_tensor(yi, device=self.device)
-        d, h = Xs.shape[1], self.hidden
-        self.net_ = nn.ModuleDict({"f": nn.Sequential(nn.Linear(d, h), nn.ReLU()), "y": nn.Linear(h, len(self.classes_)),
-                                   "d": nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1))}).to(self.device)
-        opt = torch.optim.SGD(self.net_.parameters(), lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
-        reverse, bs = _grad_reverse().apply, self.batch_size
-        dom = torch.cat([torch.zeros(bs), torch.ones(bs)]).to(self.device)
+        out, dev, bs, h = [clone(self) for _ in tasks], self.device, self.batch_size, self.hidden
+        B, d = len(tasks), tasks[0][0].shape[1]
+        gens = [torch.Generator().manual_seed(self.seed) for _ in tasks]
+        Xs = torch.zeros(B, max(len(X) for X, *_ in tasks), d)
+        Xt = torch.zeros(B, max(len(X) for *_, X in tasks), d)
+        ys = torch.zeros(Xs.shape[:2], dtype=torch.long)
+        for b, (est, (X, y, X_target)) in enumerate(zip(out, tasks)):
+            pooled = np.concatenate([X, X_target])
+            est.mean_, est.scale_ = pooled.mean(0), pooled.std(0) + 1e-8
+            est.classes_, yi = np.unique(y, return_inverse=True)
+            Xs[b, : len(X)], Xt[b, : len(X_target)] = torch.as_tensor(est._std(X)), torch.as_tensor(est._std(X_target))
+            ys[b, : len(X)] = torch.as_tensor(yi)
+        Xs, Xt, ys = Xs.to(dev), Xt.to(dev), ys.to(dev)
+
+        def linear(fan_in, fan_outs):  # nn.Linear's default init from each task's generator, zero-padded
+            layer = [torch.zeros(B, n, max(fan_outs)) for n in (fan_in, 1)]
+            for t in layer:
+                for b, (g, m) in enumerate(zip(gens, fan_outs)):
+                    t[b, :, :m] = (torch.rand(len(t[b]), m, generator=g) * 2 - 1) * fan_in ** -0.5
+            return [t.to(dev).requires_grad_() for t in layer]
+
+        classes = [len(e.classes_) for e in out]  # the label head has each task's own class count
+        (W1, b1), (Wy, by), (Wd1, bd1), (Wd2, bd2) = (linear(d, [h] * B), linear(h, classes), linear(h, [h] * B),
+                                                      linear(h, [1] * B))
+        k = max(classes)
+        absent = torch.tensor([[0.0] * m + [-1e9] * (k - m) for m in classes], device=dev)  # padded classes
+        params = [W1, b1, Wy, by, Wd1, bd1, Wd2, bd2]
+        opt = torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+        reverse, rows = _grad_reverse().apply, torch.arange(B, device=dev)[:, None]
+        n_s, n_t = [len(X) for X, *_ in tasks], [len(X) for *_, X in tasks]
+        dom = torch.cat([torch.zeros(bs), torch.ones(bs)]).expand(B, -1).to(dev)
         for step in range(self.steps):
             p = step / max(self.steps - 1, 1)
             for group in opt.param_groups:
                 group["lr"] = self.lr / (1 + 10 * p) ** 0.75
             lam = self.domain_weight * (2 / (1 + np.exp(-10 * p)) - 1)
-            i = torch.randint(len(Xs), (bs,), generator=g)
-            j = torch.randint(len(Xt), (bs,), generator=g)
-            feats = self.net_["f"](torch.cat([Xs[i], Xt[j]]))
-            loss = nn.functional.cross_entropy(self.net_["y"](feats[:bs]), ys[i])
-            if self.domain_weight:
-                logit = self.net_["d"](reverse(feats, lam)).squeeze(1)
-                loss = loss + nn.functional.binary_cross_entropy_with_logits(logit, dom)
+            i = torch.stack([torch.randint(n, (bs,), generator=g) for n, g in zip(n_s, gens)]).to(dev)
+            j = torch.stack([torch.randint(n, (bs,), generator=g) for n, g in zip(n_t, gens)]).to(dev)
+            feats = torch.relu(torch.baddbmm(b1, torch.cat([Xs[rows, i], Xt[rows, j]], 1), W1))
+            logits = torch.baddbmm(by, feats[:, :bs], Wy) + absent[:, None]
+            loss = nn.functional.cross_entropy(logits.reshape(B * bs, k), ys[rows, i].reshape(-1)) * B
+            if self.domain_weight:  # each task's mean loss; the sum over tasks keeps their gradients apart
+                hid = torch.relu(torch.baddbmm(bd1, reverse(feats, lam), Wd1))
+                logit = torch.baddbmm(bd2, hid, Wd2).squeeze(-1)
+                loss = loss + nn.functional.binary_cross_entropy_with_logits(logit, dom) * B
             opt.zero_grad()
             loss.backward()
             opt.step()
-        self.net_.eval()
-        return self
+        for b, est in enumerate(out):
+            kb = len(est.classes_)
+            est.weights_ = [t[b].detach().cpu().numpy().astype(np.float64) for t in (W1, b1, Wy[:, :, :kb], by[:, :, :kb])]
+        return out
 
     def _std(self, X):
-        return (np.asarray(X, np.float32) - self.mean_) / self.scale_
+        return ((np.asarray(X, np.float32) - self.mean_) / self.scale_).astype(np.float32)
 
     def decision_function(self, X):
-        import torch
-
-        with torch.no_grad():
-            x = torch.as_tensor(self._std(X), dtype=torch.float32, device=self.device)
-            return self.net_["y"](self.net_["f"](x)).cpu().numpy().astype(np.float64)
+        W1, b1, Wy, by = self.weights_
+        return np.maximum(self._std(X) @ W1 + b1, 0) @ Wy + by
 
     def predict(self, X):
         return self.classes_[self.decision_function(X).argmax(axis=1)]

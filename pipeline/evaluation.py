@@ -96,37 +96,49 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
     unknown = set(operators) - set(OPERATORS)
     if unknown:
         raise ValueError(f"operators: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
-    jobs, train_sets, adapt, ops = [], {}, {}, {}
+    settings = [(p, s, t, train & np.isin(dom, s), test & (dom == t)) for p, s, t in protocols(domains)]
+    settings = [st for st in settings if st[3].any() and st[4].any()]
     adapters = [probe for probe in probes if probe in ADAPTERS]  # only they need the raw-feature sets
-    for protocol, sources, target in protocols(domains):
-        tr = train & np.isin(dom, sources)
-        te = test & (dom == target)
-        if not tr.any() or not te.any():
-            continue
-        unlabeled = train & np.isin(dom, [*sources, target])
-        for op in operators:
-            if protocol == "in_domain" and op != "none":
-                continue  # operators align domains; there is nothing to align in-domain
-            independent = op in PER_DOMAIN  # one fit on all train rows gives every pair the same maps
-            fit_key = op if independent else (op, tuple(sources), target)
-            if fit_key not in ops:
-                rows_ = train if independent else unlabeled
-                ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, alpha, normalize_before,
-                                            normalize_after, shrinkage, n_directions)
-            tt = ops[fit_key]
-            Xtr = tt.transform(X[tr], dom[tr])
-            key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
-            train_sets.setdefault(key, (Xtr, y[tr]))
-            jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
-        if protocol != "in_domain" and adapters:
-            adapt[protocol, "+".join(sources), target] = (X[tr], y[tr], X[train & (dom == target)], X[te], y[te])
+    adapt = {(p, "+".join(s), t): (X[tr], y[tr], X[train & (dom == t)], X[te], y[te])
+             for p, s, t, tr, te in settings if p != "in_domain" and adapters}
+    jobs, labels = [], []  # scored settings; (probe, train-set key(s)) of each fit, in dispatch order
 
-    fits = [(probe, k, delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(*train_sets[k]))
-            for probe in probes if probe in PROBES for k in train_sets]
-    fits += [(probe, k, delayed(ADAPTERS[probe](seed=seed, **(dann or {})).fit)(*adapt[k][:3]))
-             for probe in probes if probe in ADAPTERS for k in adapt]
-    fitted = Parallel(n_jobs=n_jobs)(job for _, _, job in fits)
-    clfs = {(probe, k): clf for (probe, k, _), clf in zip(fits, fitted)}
+    def fits():
+        """Batched adapter fits first (the longest jobs; n_jobs batches each), then one fit per probe and
+        distinct train set, yielded as soon as its operator is fit so workers start while the main
+        process fits the next operators."""
+        n = max(n_jobs, 1)
+        for probe in adapters:
+            for keys in [list(adapt)[i::n] for i in range(n) if list(adapt)[i::n]]:
+                labels.append((probe, keys))
+                yield delayed(ADAPTERS[probe](seed=seed, **(dann or {})).fit_many)([adapt[k][:3] for k in keys])
+        seen, ops = set(), {}
+        for protocol, sources, target, tr, te in settings:
+            unlabeled = train & np.isin(dom, [*sources, target])
+            for op in operators:
+                if protocol == "in_domain" and op != "none":
+                    continue  # operators align domains; there is nothing to align in-domain
+                independent = op in PER_DOMAIN  # one fit on all train rows gives every pair the same maps
+                fit_key = op if independent else (op, tuple(sources), target)
+                if fit_key not in ops:
+                    rows_ = train if independent else unlabeled
+                    ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, alpha,
+                                                normalize_before, normalize_after, shrinkage, n_directions)
+                tt = ops[fit_key]
+                Xtr = tt.transform(X[tr], dom[tr])
+                key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
+                jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
+                if key in seen:  # one source under several operators can give the same training matrix
+                    continue
+                seen.add(key)
+                for probe in probes:
+                    if probe in PROBES:
+                        labels.append((probe, key))
+                        yield delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(Xtr, y[tr])
+
+    clfs = {}
+    for (probe, k), clf in zip(labels, Parallel(n_jobs=n_jobs)(fits())):
+        clfs.update(zip([(probe, key) for key in k], clf) if probe in ADAPTERS else [((probe, k), clf)])
     for probe in probes:
         if probe in ADAPTERS:
             for key, (*_, Xte, yte) in adapt.items():

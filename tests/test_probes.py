@@ -77,3 +77,17 @@ def test_dann_beats_source_only_when_alignment_must_help():
     assert np.mean(gains) > 0.1, gains
     with pytest.raises(ValueError, match="target"):
         DANN().fit(Xs, ys, None)
+
+
+def test_dann_fit_many_equals_separate_fits():
+    """The batched run trains disjoint networks: each equals its own fit (different sizes and classes)."""
+    tasks = [shifted_world(seed)[:3] for seed in (0, 1)]
+    Xs, ys, Xt = tasks[1]
+    tasks[1] = (Xs[ys != ys.max()][:150], ys[ys != ys.max()][:150], Xt[:200])  # fewer rows, one class absent
+    est = DANN(steps=40, seed=3)
+    for many, task in zip(est.fit_many(tasks), tasks):
+        alone = DANN(steps=40, seed=3).fit(*task)
+        np.testing.assert_array_equal(many.classes_, np.unique(task[1]))
+        for a, b in zip(many.weights_, alone.weights_):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+        np.testing.assert_array_equal(many.predict(task[2]), alone.predict(task[2]))
