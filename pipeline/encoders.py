@@ -118,15 +118,29 @@ class HFClipEncoder:
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
         return _features(self.model.get_image_features(pixel_values=x)).float().cpu().numpy()
 
-    @torch.inference_mode()
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        tok = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
+        return tok["input_ids"], tok.get("attention_mask")
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """E_T of token ids, differentiable (used by PromptStyler's style learning)."""
+        return _features(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+
+    def token_embedding(self) -> torch.nn.Module:
+        """The text tower's token-embedding layer (where pseudo-word vectors are injected)."""
+        return self.model.text_model.embeddings.token_embedding
+
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), self.text_batch_size):
-            tok = self.tokenizer(list(texts[i:i + self.text_batch_size]), padding=True, truncation=True,
-                                 return_tensors="pt").to(self.device)
-            feats = self.model.get_text_features(input_ids=tok["input_ids"], attention_mask=tok.get("attention_mask"))
-            out.append(_features(feats).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return encode_texts_batched(self, texts)
+
+
+def encode_texts_batched(encoder, texts: list[str]) -> np.ndarray:
+    """E_T of ``texts`` through the encoder's ``tokenize`` / ``text_features``, ``text_batch_size`` at a time."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), encoder.text_batch_size):
+            out.append(encoder.text_features(*encoder.tokenize(texts[i:i + encoder.text_batch_size])).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, encoder.dim), np.float32)
 
 
 def provenance(encoder: Encoder) -> dict:

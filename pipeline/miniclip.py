@@ -241,10 +241,17 @@ class MiniClipEncoder:
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
         return self.model.encode_image(x).float().cpu().numpy()
 
-    @torch.inference_mode()
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = tokenize(self.tokenizer, texts, self.model.spec["max_length"])
+        return ids.to(self.device), mask.to(self.device)
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(input_ids, attention_mask)
+
+    def token_embedding(self) -> nn.Module:
+        return self.model.text.model.get_input_embeddings()
+
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), self.text_batch_size):
-            ids, mask = tokenize(self.tokenizer, texts[i:i + self.text_batch_size], self.model.spec["max_length"])
-            out.append(self.model.encode_text(ids.to(self.device), mask.to(self.device)).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        from .encoders import encode_texts_batched
+
+        return encode_texts_batched(self, texts)
