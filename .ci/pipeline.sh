@@ -22,6 +22,7 @@ p["model"]["name"] = f"{work}/clip"
 p["embed"]["batch_size"] = 32
 p["clip"].update(pairings=[["resnet", "minilm"]], use=["resnet", "minilm"], image_size=32, embed_dim=16,
                  resnet={"width": 8, "blocks": 1}, epochs=1, batch_size=32)
+p["promptstyler"].update(k=4, iterations=10)
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
 start=$(date +%s)

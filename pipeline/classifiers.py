@@ -354,7 +354,7 @@ class ArcFace(ClassifierMixin, BaseEstimator):
             raise ValueError(f"promptstyler.arcface: need s > 0 and 0 <= m < pi/2, got s={self.s}, m={self.m}")
         self.classes_, yi = np.unique(y, return_inverse=True)
         g = torch.Generator().manual_seed(self.seed)
-        X = torch.nn.functional.normalize(torch.as_tensor(np.asarray(X, np.float32)), dim=1)
+        X = torch.nn.functional.normalize(torch.tensor(np.asarray(X, np.float32)), dim=1)
         yt = torch.as_tensor(yi)
         W = (torch.randn(len(self.classes_), X.shape[1], generator=g) * 0.01).requires_grad_()
         opt = torch.optim.SGD([W], lr=self.lr, momentum=self.momentum)
@@ -374,18 +374,25 @@ class ArcFace(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
-    def save(self, path) -> None:
-        """Weights as npz (no pickle), written atomically."""
+    def save(self, path, provenance: dict | None = None) -> None:
+        """Weights as npz (no pickle), written atomically; ``provenance`` (JSON) says which encoder made
+        the features it was trained on."""
         from .store import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, coef=self.coef_, classes=self.classes_.astype(str), params=json.dumps(self.get_params()))
+            np.savez(f, coef=self.coef_, classes=self.classes_, params=json.dumps(self.get_params()),
+                     provenance=json.dumps(provenance or {}))
 
     @classmethod
     def load(cls, path) -> "ArcFace":
+        """Inverse of :meth:`save`; the provenance is in ``provenance_``."""
+        from pathlib import Path
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} does not exist; run the train_arcface stage (dvc repro train_arcface)")
         with np.load(path, allow_pickle=False) as z:
             clf = cls(**json.loads(str(z["params"])))
-            clf.coef_, clf.classes_ = z["coef"], z["classes"]
+            clf.coef_, clf.classes_, clf.provenance_ = z["coef"], z["classes"], json.loads(str(z["provenance"]))
         return clf
 
 

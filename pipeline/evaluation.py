@@ -60,6 +60,16 @@ def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
     return out
 
 
+def image_free_rows(images: pd.DataFrame, X: np.ndarray, clf, domains: list[str], method: str,
+                    classifier: str) -> list[tuple]:
+    """Accuracy rows (protocol ``zeroshot``: trained on no image) of a fitted classifier predicting
+    class indices, on the test split of every domain."""
+    test = (images["split"] == "test").to_numpy()
+    dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
+    return [(method, "zeroshot", classifier, "none", "-", t, int(m.sum()), accuracy(y[m], clf.predict(X[m])))
+            for t in domains for m in [test & (dom == t)]]
+
+
 def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, dict[str, np.ndarray]],
                   class_weights: np.ndarray, domains: list[str], C: float = 1.0, max_iter: int = 1000,
                   alpha: float = 1.0, normalize_before: bool = False, normalize_after: bool = False,
@@ -85,10 +95,7 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
     test = (images["split"] == "test").to_numpy()
     rows = []
 
-    zs = ZeroShotClassifier(class_weights).fit()
-    for t in domains:
-        m = test & (dom == t)
-        rows.append(("zeroshot", "zeroshot", "zeroshot", "none", "-", t, int(m.sum()), accuracy(y[m], zs.predict(X[m]))))
+    rows += image_free_rows(images, X, ZeroShotClassifier(class_weights).fit(), domains, "zeroshot", "zeroshot")
 
     bad = set(dann or {}) - set(ADAPTERS["dann"]().get_params())
     if bad:

@@ -1,20 +1,23 @@
-"""Stage evaluate: zero-shot, linear probes (logreg / svm / softmax), DANN and every feature operator on every domain pair.
-Headline metrics are written by the diagnostics stage, which adds the gap-vs-drop correlations."""
+"""Stage evaluate: zero-shot, PromptStyler (ArcFace on style features), linear probes (logreg / svm / softmax), DANN
+and every feature operator on every domain pair. Headline metrics are written by the diagnostics stage, which adds the gap-vs-drop correlations."""
 from pathlib import Path
 
+import pandas as pd
 import typer
 from _common import load_params, run
 
-from pipeline.evaluation import evaluate_grid
+from pipeline.classifiers import ArcFace
+from pipeline.evaluation import evaluate_grid, image_free_rows
 from pipeline.prompts import class_text_weights, domain_text_vectors
-from pipeline.store import read_feature_stores, write_csv
+from pipeline.store import check_same_model, read_feature_stores, read_metadata, write_csv
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
-         prompts: Path = Path("features/prompts.parquet"), accuracy: Path = Path("reports/accuracy.csv")) -> None:
+         prompts: Path = Path("features/prompts.parquet"), arcface: Path = Path("models/promptstyler_arcface.npz"),
+         accuracy: Path = Path("reports/accuracy.csv")) -> None:
     p = load_params(params)
     img, X, txt, T = read_feature_stores(images, prompts)
     domain_text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
@@ -25,6 +28,10 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
                         shrinkage=p["operators"]["shrinkage"], n_directions=p["operators"]["n_directions"],
                         alpha=t["alpha"],
                         normalize_before=t["normalize_before"], normalize_after=t["normalize_after"])
+    styler = ArcFace.load(arcface)  # PromptStyler: trained on style-content text features only
+    check_same_model(images, read_metadata(images), arcface, styler.provenance_)
+    acc = pd.concat([acc, pd.DataFrame(image_free_rows(img, X, styler, p["data"]["domains"], "promptstyler", "arcface"),
+                                       columns=acc.columns)], ignore_index=True)
     write_csv(accuracy, acc)
     print(acc.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
 

@@ -21,7 +21,8 @@ from pipeline.store import read_metadata
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-ALL = {"prepare", "train_clip", "embed_images", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
+ALL = {"prepare", "train_clip", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity", "evaluate",
+       "domain_gap", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
                  "resnet": {"width": 8, "blocks": 1}, "epochs": 1, "batch_size": 32}
 
@@ -61,6 +62,8 @@ def project(tmp_path_factory, pacs_root, tiny_clip) -> Path:
         p["classifier"].update(n_jobs=1)  # 84 images: worker start-up would dominate
         p["classifier"]["dann"].update(steps=30)
         p["clip"].update(TINY_MINICLIP)
+        p["promptstyler"].update(k=3, iterations=5)
+        p["promptstyler"]["arcface"].update(epochs=10)
 
     edit_params(proj, point_at_subset)
     sh(proj, "git", "init", "-q")
@@ -91,7 +94,13 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     acc = pd.read_csv(project / "reports/accuracy.csv")
     assert {"method", "source", "target", "accuracy"} <= set(acc.columns)
     assert len(acc[acc.protocol == "single_source"][["source", "target"]].drop_duplicates()) == 12
+    styler = acc[acc.method == "promptstyler"]  # trained on text only, scored beside zero-shot
+    assert len(styler) == 4 and set(styler.protocol) == {"zeroshot"} and set(styler.classifier) == {"arcface"}
+    styles = pq.read_table(project / "features/styles.parquet").to_pandas()
+    assert {"style", "class", "embedding"} <= set(styles.columns) and len(styles) == 3 * 7
+    assert json.loads((project / "reports/promptstyler_styles.json").read_text())["k"] == 3
     metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert "promptstyler" in metrics["zeroshot"]
     assert {"zeroshot", "single_source", "lodo", "in_domain", "gap_vs_drop", "direction_alignment"} <= set(metrics)
     assert set(metrics["gap_vs_drop"]) == {"fid", "kid", "mmd", "cmmd"}
     diag = pd.read_csv(project / "reports/diagnostics.csv")
@@ -120,6 +129,13 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
     assert repro(project) == {"domain_gap", "diagnostics"}
 
+    # --- PromptStyler: ArcFace params retrain the classifier only; K relearns the styles
+    edit_params(project, lambda p: p["promptstyler"]["arcface"].update(m=0.3))
+    assert repro(project) == {"train_arcface", "evaluate", "diagnostics"}
+    edit_params(project, lambda p: p["promptstyler"].update(k=2))
+    ran = repro(project)  # diagnostics too, unless the accuracy table came out byte-identical
+    assert {"learn_styles", "train_arcface", "evaluate"} <= ran <= {"learn_styles", "train_arcface", "evaluate", "diagnostics"}
+
     # --- prompts: re-embed prompts and what follows, never the images
     edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
     assert repro(project) == {"embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
@@ -134,7 +150,7 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     # (1 test image either way), and MiniCLIP training is deterministic: its weights come out
     # byte-identical, so DVC does not re-embed the prompts
     edit_params(project, lambda p: p["data"].update(test_fraction=0.34))
-    assert repro(project) == ALL - {"embed_prompts"}
+    assert repro(project) == ALL - {"embed_prompts", "learn_styles", "train_arcface"}
 
     # --- the pipeline's own CLIP (stage train_clip): retrieval report, model dir, model.name: miniclip
     ret = pd.read_csv(project / "reports/retrieval.csv")

@@ -1,0 +1,30 @@
+"""Stage train_arcface: PromptStyler's linear classifier, ArcFace loss, trained on the style-content
+features only (no image) -> models/promptstyler_arcface.npz."""
+from pathlib import Path
+
+import typer
+from _common import load_params, run
+
+from pipeline.classifiers import ArcFace
+from pipeline.store import read_table, write_json
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+
+
+@app.command()
+def main(params: Path = Path("params.yaml"), styles: Path = Path("features/styles.parquet"),
+         out: Path = Path("models/promptstyler_arcface.npz"), report: Path = Path("reports/arcface.json")) -> None:
+    p = load_params(params)
+    a = p["promptstyler"]["arcface"]
+    df, F, meta = read_table(styles)
+    label = {c: i for i, c in enumerate(p["data"]["classes"])}  # the manifest's label indices
+    y = df["class"].map(label).to_numpy()
+    clf = ArcFace(s=a["s"], m=a["m"], epochs=a["epochs"], lr=a["lr"], momentum=a["momentum"],
+                  batch_size=a["batch_size"], seed=a["seed"]).fit(F, y)
+    clf.save(out, provenance=meta)
+    write_json(report, {"n_features": len(df), "train_accuracy": round(float(clf.score(F, y)), 4)})
+    print(f"train_arcface: {len(df)} style-content features -> {out}")
+
+
+if __name__ == "__main__":
+    run(app)
