@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -10,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .operators import l2_normalize
+from .store import atomic_path
 
 
 class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
@@ -321,8 +324,6 @@ def arcface_logits(cos, y, s: float, m: float):
     Face Recognition", CVPR 2019, eq. 3): s cos(theta_j + m [j = y_i]), cos theta_j = <x/|x|, w_j/|w_j|>.
     Where theta_y + m > pi the target logit is s (cos theta_y - m sin m) instead, as in the authors'
     code, so it stays decreasing in theta_y. ``cos`` [n, k] tensor, ``y`` [n] class indices."""
-    import math
-
     import torch
 
     target = cos.gather(1, y[:, None])
@@ -377,8 +378,6 @@ class ArcFace(ClassifierMixin, BaseEstimator):
     def save(self, path, provenance: dict | None = None) -> None:
         """Weights as npz (no pickle), written atomically; ``provenance`` (JSON) says which encoder made
         the features it was trained on."""
-        from .store import atomic_path
-
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, coef=self.coef_, classes=self.classes_, params=json.dumps(self.get_params()),
                      provenance=json.dumps(provenance or {}))
@@ -386,8 +385,6 @@ class ArcFace(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path) -> "ArcFace":
         """Inverse of :meth:`save`; the provenance is in ``provenance_``."""
-        from pathlib import Path
-
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path} does not exist; run the train_arcface stage (dvc repro train_arcface)")
         with np.load(path, allow_pickle=False) as z:

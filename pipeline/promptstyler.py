@@ -124,14 +124,14 @@ def learn_styles(encoder, classes: list[str], k: int = 80, iterations: int = 100
         return f[0], f[1:]
 
     g = torch.Generator().manual_seed(seed)
-    words, styles, log = [], [], []
+    words, styles, style_contents, log = [], [], [], []
     for i in tqdm(range(k), desc="learn_styles", disable=not progress):
         t0 = time.perf_counter()
         word = (torch.randn(embedding.weight.shape[1], generator=g) * init_std).to(embedding.weight.device)
         word.requires_grad_(True)
         opt = torch.optim.SGD([word], lr=lr, momentum=momentum)
         previous = torch.stack(styles) if styles else content.new_zeros(0, content.shape[1])
-        for step in range(iterations + 1):
+        for step in range(iterations + 1):  # the last pass scores the final s_i: its features are kept
             style, style_content = features(word)
             l_style, l_content = prompt_losses(style, previous, style_content, content)
             if step == 0:
@@ -141,13 +141,10 @@ def learn_styles(encoder, classes: list[str], k: int = 80, iterations: int = 100
             opt.zero_grad()
             (l_style + l_content).backward()
             opt.step()
-        with torch.no_grad():
-            style, _ = features(word)
         words.append(word.detach())
-        styles.append(style)
+        styles.append(style.detach())
+        style_contents.append(style_content.detach())
         log.append({"style": i, "l_style_init": first[0], "l_content_init": first[1], "l_style": l_style.item(),
                     "l_content": l_content.item(), "seconds": time.perf_counter() - t0})
-    with torch.no_grad():
-        sc = torch.stack([features(w)[1] for w in words])
-    return Styles(torch.stack(words).cpu().numpy(), torch.stack(styles).cpu().numpy(), sc.cpu().numpy(),
+    return Styles(*(torch.stack(t).cpu().numpy() for t in (words, styles, style_contents)),
                   content.cpu().numpy(), list(classes), pd.DataFrame(log))

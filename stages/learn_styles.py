@@ -3,6 +3,7 @@
    features/style_words.parquet (style, embedding: the word vectors s_i), reports/promptstyler_styles.json."""
 from pathlib import Path
 
+import pandas as pd
 import typer
 from _common import load_params, run
 
@@ -25,7 +26,7 @@ def main(params: Path = Path("params.yaml"), out: Path = Path("features/styles.p
     df, F = styles.table()
     meta = provenance(encoder)
     write_table(out, df, F, metadata=meta)
-    write_table(words, df.drop_duplicates("style")[["style"]].reset_index(drop=True), styles.words, metadata=meta)
+    write_table(words, pd.DataFrame({"style": range(len(styles.words))}), styles.words, metadata=meta)
     write_csv(log, styles.log)
     summary = {"k": ps["k"], "iterations": ps["iterations"], "style_mean_abs_cos": round(mean_abs_cos(styles.style_features), 4),
                "content_accuracy": round(styles.content_accuracy(), 4),
