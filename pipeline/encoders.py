@@ -31,6 +31,7 @@ class Encoder(Protocol):
     weight_hash: str
 
     def encode_images(self, pixels: np.ndarray) -> np.ndarray: ...
+    def image_tower(self) -> torch.nn.Module: ...
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 
 
@@ -113,10 +114,12 @@ class HFClipEncoder:
     def _probe_dim(self) -> int:
         return int(self.encode_texts(["a"]).shape[1])
 
-    @torch.inference_mode()
+    def image_tower(self) -> torch.nn.Module:
+        """pixels (B, 3, H, W) -> E_I (B, dim) as one module (what the ONNX runtime exports)."""
+        return ImageTower(self.model, "get_image_features")
+
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
-        return _features(self.model.get_image_features(pixel_values=x)).float().cpu().numpy()
+        return run_tower(self.image_tower(), pixels, self.device)
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         tok = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
@@ -132,6 +135,24 @@ class HFClipEncoder:
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         return encode_texts_batched(self, texts)
+
+
+class ImageTower(torch.nn.Module):
+    """pixels (B, 3, H, W) -> E_I (B, dim) through ``model.<method>``: the unit the engine runs or exports."""
+
+    def __init__(self, model: torch.nn.Module, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _features(getattr(self.model, self.method)(pixels))
+
+
+@torch.inference_mode()
+def run_tower(tower: torch.nn.Module, pixels: np.ndarray, device: str) -> np.ndarray:
+    """Run an image tower on a float32 batch, in inference mode: (B, dim) float32."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(device)
+    return tower(x).float().cpu().numpy()
 
 
 def encode_texts_batched(encoder, texts: list[str]) -> np.ndarray:
@@ -151,6 +172,5 @@ def provenance(encoder: Encoder) -> dict:
         "weight_sha256": encoder.weight_hash,
         "dim": encoder.dim,
         "preprocessing": encoder.preprocess.to_dict(),
-        "device": encoder.device,
         "torch": torch.__version__,
     }

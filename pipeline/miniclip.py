@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .contrastive import LogitScale
+from .encoders import ImageTower, ModelLoadError, encode_texts_batched, run_tower, state_dict_hash
 from .preprocess import Preprocess
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -222,8 +223,6 @@ class MiniClipEncoder:
     """A saved MiniCLIP behind the pipeline's encoder interface (see :mod:`pipeline.encoders`)."""
 
     def __init__(self, name: str, device: str = "cpu", path: str | Path | None = None, text_batch_size: int = 256):
-        from .encoders import ModelLoadError, state_dict_hash
-
         self.name, self.device, self.text_batch_size = name, device, text_batch_size
         path = Path(path or name)
         if not (path / "miniclip.json").is_file():
@@ -236,10 +235,12 @@ class MiniClipEncoder:
         self.dim = self.model.spec["embed_dim"]
         self.weight_hash = state_dict_hash(self.model)
 
-    @torch.inference_mode()
+    def image_tower(self) -> nn.Module:
+        """pixels -> E_I as one module (what the ONNX runtime exports)."""
+        return ImageTower(self.model, "encode_image")
+
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
-        return self.model.encode_image(x).float().cpu().numpy()
+        return run_tower(self.image_tower(), pixels, self.device)
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = tokenize(self.tokenizer, texts, self.model.spec["max_length"])
@@ -252,6 +253,4 @@ class MiniClipEncoder:
         return self.model.text.model.get_input_embeddings()
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        from .encoders import encode_texts_batched
-
         return encode_texts_batched(self, texts)

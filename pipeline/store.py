@@ -54,21 +54,54 @@ def write_csv(path: str | Path, df: pd.DataFrame) -> None:
         df.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def write_table(path: str | Path, df: pd.DataFrame, embeddings: np.ndarray | None = None,
-                metadata: dict | None = None) -> None:
-    """Write ``df`` (plus an optional ``embedding`` matrix) to Parquet, atomically."""
+def _arrow_table(df: pd.DataFrame, embeddings: np.ndarray | None, where) -> pa.Table:
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     if embeddings is not None:
         emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] != len(df):
-            raise ValueError(f"{path}: embeddings of shape {emb.shape} do not match {len(df)} rows")
+            raise ValueError(f"{where}: embeddings of shape {emb.shape} do not match {len(df)} rows")
         flat = pa.array(emb.reshape(-1), type=pa.float32())
         table = table.append_column(EMBEDDING, pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]))
-    meta = dict(table.schema.metadata or {})
-    meta[META_KEY] = json.dumps(metadata or {}, sort_keys=True).encode()
-    table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    return table
+
+
+class TableWriter:
+    """Stream a store to Parquet one row group per :meth:`write`, renamed onto ``path`` only when the
+    ``with`` block succeeds: memory is bounded by one part, not by the store."""
+
+    def __init__(self, path: str | Path, metadata: dict | None = None):
+        self.path, self.metadata = Path(path), metadata or {}
+        self._atomic = atomic_path(self.path)
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def __enter__(self) -> "TableWriter":
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, df: pd.DataFrame, embeddings: np.ndarray | None = None) -> None:
+        table = _arrow_table(df, embeddings, self.path)
+        if self._writer is None:
+            meta = {**(table.schema.metadata or {}), META_KEY: json.dumps(self.metadata, sort_keys=True).encode()}
+            self._writer = pq.ParquetWriter(self._tmp, table.schema.with_metadata(meta))
+        self._writer.write_table(table.cast(self._writer.schema))
+        self.rows += len(df)
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        elif exc[0] is None:
+            exc = (ValueError, ValueError(f"{self.path}: nothing was written"), None)
+            self._atomic.__exit__(*exc)
+            raise exc[1]
+        self._atomic.__exit__(*exc)
+
+
+def write_table(path: str | Path, df: pd.DataFrame, embeddings: np.ndarray | None = None,
+                metadata: dict | None = None) -> None:
+    """Write ``df`` (plus an optional ``embedding`` matrix) to Parquet, atomically."""
+    with TableWriter(path, metadata) as writer:
+        writer.write(df, embeddings)
 
 
 def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
