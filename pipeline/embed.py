@@ -7,9 +7,9 @@
   kernels run ViT-B/32 nearer the GEMM ceiling on CPU; outputs equal torch within cos 0.9999, tested).
 - Images are embedded in fixed blocks of ``shard_size`` (a multiple of ``batch_size``) that land in
   the feature cache (:mod:`pipeline.featcache`) one shard at a time: the unit of reuse, resume and
-  scale-out. Blocks are cut from the missing images in manifest order, and process ``i`` of ``n``
-  takes blocks ``i, i + n, ...``, so every batch holds the same images whether a run is sharded,
-  resumed or not, and the stores come out identical.
+  scale-out. Blocks are cut from the unique images in manifest order whatever the cache holds, and
+  process ``i`` of ``n`` takes blocks ``i, i + n, ...``, so every batch holds the same images whether
+  a run is sharded, resumed or not, and the stores come out identical.
 """
 from __future__ import annotations
 
@@ -136,14 +136,20 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-def plan_blocks(todo: pd.DataFrame, batch_size: int, shard_size: int, shard: tuple[int, int] = (0, 1)
-                ) -> list[pd.DataFrame]:
-    """Cut the images to embed (manifest order) into blocks of ``shard_size``; shard ``(i, n)`` gets
-    blocks ``i, i + n, ...``. Batches never straddle blocks, so they are the same in every plan."""
+def plan_blocks(images: pd.DataFrame, batch_size: int, shard_size: int, shard: tuple[int, int] = (0, 1)
+                ) -> tuple[list[pd.DataFrame], int]:
+    """Cut the unique manifest images (manifest order, boolean column ``cached``) into fixed blocks of
+    ``shard_size``; shard ``(i, n)`` owns blocks ``i, i + n, ...``. Returns (the uncached part of each
+    owned block that has one, number of uncached images in blocks owned by other shards). The plan
+    depends on the manifest only, so concurrent, resumed or sequential shards agree on it, and a
+    block's images are always batched together."""
     if shard_size < batch_size or shard_size % batch_size:
         raise ValueError(f"embed.shard_size={shard_size} must be a positive multiple of embed.batch_size={batch_size}")
     i, n = shard
-    return [todo.iloc[k:k + shard_size] for k in range(0, len(todo), shard_size)][i::n]
+    blocks = [images.iloc[k:k + shard_size] for k in range(0, len(images), shard_size)]
+    todo = [b.loc[~b["cached"], ["image_id", "path"]] for b in blocks]
+    mine = [t for t in todo[i::n] if len(t)]
+    return mine, sum(len(t) for t in todo) - sum(len(t) for t in mine)
 
 
 def embed_blocks(blocks: list[pd.DataFrame], encoder: Encoder, run: Callable, cache: FeatureCache,
@@ -157,11 +163,10 @@ def embed_blocks(blocks: list[pd.DataFrame], encoder: Encoder, run: Callable, ca
     return total
 
 
-def missing_images(df: pd.DataFrame, cache: FeatureCache) -> tuple[pd.DataFrame, int]:
-    """(unique manifest images not yet cached, in manifest order; number of unique images reused)."""
+def unique_images(df: pd.DataFrame, cache: FeatureCache) -> pd.DataFrame:
+    """One row per distinct image (content hash) in manifest order: ``image_id``, ``path``, ``cached``."""
     unique = df.drop_duplicates("image_id")[["image_id", "path"]].reset_index(drop=True)
-    cached = unique["image_id"].isin(cache.index().index)
-    return unique[~cached].reset_index(drop=True), int(cached.sum())
+    return unique.assign(cached=unique["image_id"].isin(cache.index().index))
 
 
 def embed_to_cache(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, batch_size: int = 32,
@@ -169,14 +174,14 @@ def embed_to_cache(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
                    shard: tuple[int, int] = (0, 1), progress: bool = True) -> tuple[FeatureCache, dict]:
     """Embed the manifest images the cache lacks (this process's share of them); returns (cache, stats)."""
     cache = FeatureCache(cache_dir, provenance(encoder))
-    todo, reused = missing_images(df, cache)
-    blocks = plan_blocks(todo, batch_size, shard_size, shard)
+    images = unique_images(df, cache)
+    blocks, others = plan_blocks(images, batch_size, shard_size, shard)
     t0 = time.perf_counter()
     name, run = image_runtime(encoder, runtime, threads) if blocks else (resolve_runtime(runtime, encoder.device), None)
     info = {"engine": "local", "runtime": name, "device": encoder.device, "batch_size": batch_size,
             "torch": torch.__version__}
     embedded = embed_blocks(blocks, encoder, run, cache, batch_size, workers, info, progress)
-    return cache, run_stats(embedded, reused, len(todo) - embedded, time.perf_counter() - t0, info)
+    return cache, run_stats(embedded, int(images["cached"].sum()), others, time.perf_counter() - t0, info)
 
 
 def run_stats(embedded: int, reused: int, others: int, seconds: float, info: dict) -> dict:
@@ -202,8 +207,9 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
 
     model = encoder.name
     cache = FeatureCache(cache_dir, provenance(encoder))
-    todo, reused = missing_images(df, cache)
-    blocks = plan_blocks(todo, batch_size, shard_size)
+    images = unique_images(df, cache)
+    blocks, _ = plan_blocks(images, batch_size, shard_size)
+    reused = int(images["cached"].sum())
     if not blocks:
         return cache, run_stats(0, reused, 0, 0.0, {"engine": "ray"})
     started = not ray.is_initialized()

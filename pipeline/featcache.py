@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from .store import TableWriter, read_table, write_json, write_table
 
 SHARD_GLOB = "shard-*.parquet"
+STALE_TEMP_SECONDS = 3600  # a shard is written in well under a second: older temp files are a killed run's
 
 
 def cache_key(provenance: dict) -> str:
@@ -45,6 +47,9 @@ class FeatureCache:
         if not (self.dir / "namespace.json").exists():
             write_json(self.dir / "namespace.json", {k: provenance.get(k) for k in
                                                     ("model", "weight_sha256", "preprocessing", "dim")})
+        for tmp in self.dir.glob(".shard-*.tmp"):  # left by a SIGKILL mid-write; never read
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
+                tmp.unlink(missing_ok=True)
 
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob(SHARD_GLOB))

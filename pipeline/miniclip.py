@@ -87,7 +87,7 @@ class SmallViT(nn.Module):
 
     def forward(self, x):
         x = self.embed(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1) + self.pos
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos  # shape[0]: traceable (ONNX)
         return self.norm(self.blocks(x)[:, 0])
 
 

@@ -24,17 +24,16 @@ def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifes
          shard: Optional[str] = typer.Option(None, help="i/n: embed only share i of n into the cache"),
          engine: Optional[str] = typer.Option(None, help="local | ray (default: embed.engine)")) -> None:
     p, df = load_params(params), read_table(manifest)[0]
-    e = p["embed"]
+    e, share, engine = p["embed"], parse_shard(shard), engine or p["embed"]["engine"]
+    if engine not in ("local", "ray") or (engine == "ray" and shard):
+        raise ValueError(f"embed.engine={engine!r}: choose local or ray (--shard runs locally only)")
     encoder = load_encoder(p["model"]["name"], e["device"])
     common = dict(batch_size=e["batch_size"], shard_size=e["shard_size"], workers=e["workers"],
                   runtime=e["runtime"], threads=e["threads"])
-    engine = engine or e["engine"]
-    if engine == "ray" and shard is None:
+    if engine == "ray":
         cache, stats = embed_with_ray(df, encoder, e["cache_dir"], device=e["device"], **common, **e["ray"])
-    elif engine == "local":
-        cache, stats = embed_to_cache(df, encoder, e["cache_dir"], shard=parse_shard(shard), **common)
     else:
-        raise ValueError(f"embed.engine={engine!r}: choose local or ray (--shard runs locally only)")
+        cache, stats = embed_to_cache(df, encoder, e["cache_dir"], shard=share, **common)
     print(f"embed_images: embedded {stats['embedded']} images ({stats['images_per_second']} img/s, "
           f"{stats.get('runtime', engine)}), reused {stats['reused']} from {cache.dir}")
     if shard is None:

@@ -83,7 +83,8 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert {"image_id", "path", "domain", "class", "split", "embedding"} <= set(images.names)
     meta = read_metadata(project / "features/images.parquet")
     assert meta["dim"] == 64 and len(meta["weight_sha256"]) == 64 and meta["preprocessing"]["crop_hw"] == [224, 224]
-    assert meta["embed_stats"]["images_per_second"] > 0
+    embed = json.loads((project / "reports/embed.json").read_text())
+    assert (embed["embedded"], embed["reused"], embed["store_rows"]) == (84, 0, 84) and embed["images_per_second"] > 0
     prompts = pq.read_table(project / "features/prompts.parquet").to_pandas()
     assert {"text", "kind", "domain", "class", "embedding"} <= set(prompts.columns)
     assert set(prompts["kind"]) == {"domain", "domain_noun", "domain_avg", "class"}
@@ -145,12 +146,16 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     edit_params(project, lambda p: p["model"].update(name=str(other)))
     assert repro(project) == ALL - {"prepare", "train_clip"}
     assert read_metadata(project / "features/images.parquet")["weight_sha256"] != meta["weight_sha256"]
+    assert json.loads((project / "reports/embed.json").read_text())["embedded"] == 84
 
-    # --- a new split reruns from prepare. With 3 images per class the train split stays the same
-    # (1 test image either way), and MiniCLIP training is deterministic: its weights come out
-    # byte-identical, so DVC does not re-embed the prompts
+    # --- a new split reruns from prepare. With 3 images per class the split stays the same (1 test
+    # image either way), so the manifest's rows do not change. MiniCLIP training is deterministic
+    # (byte-identical weights: prompts are not re-embedded), every image comes from the feature
+    # cache and the store comes out byte-identical, so nothing after embed_images reruns
     edit_params(project, lambda p: p["data"].update(test_fraction=0.34))
-    assert repro(project) == ALL - {"embed_prompts", "learn_styles", "train_arcface"}
+    assert repro(project) == {"prepare", "train_clip", "embed_images"}
+    embed = json.loads((project / "reports/embed.json").read_text())  # same images: all from the cache
+    assert (embed["embedded"], embed["reused"]) == (0, 84)
 
     # --- the pipeline's own CLIP (stage train_clip): retrieval report, model dir, model.name: miniclip
     ret = pd.read_csv(project / "reports/retrieval.csv")
