@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import tempfile
@@ -33,6 +34,7 @@ from .encoders import Encoder, provenance, run_tower
 from .featcache import FeatureCache
 
 RUNTIMES = ("auto", "torch", "onnx")
+log = logging.getLogger(__name__)
 
 
 def load_pixels(path: str, preprocess: Callable) -> np.ndarray:
@@ -53,23 +55,29 @@ def prefetched_batches(paths: Sequence[str], fn: Callable[[str], np.ndarray], ba
             yield np.stack([f.result() for f in pending.popleft()])
 
 
+def export_image_tower(encoder: Encoder, path: str | Path) -> Path:
+    """The encoder's image tower as ONNX (opset 17, TorchScript exporter, dynamic batch): pixels -> features."""
+    h, w = encoder.preprocess.output_hw() or (224, 224)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(encoder.image_tower().eval(), (torch.zeros(2, 3, h, w),), str(path),
+                          input_names=["pixels"], output_names=["features"], opset_version=17,
+                          dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
+    return Path(path)
+
+
 class OnnxTower:
-    """The encoder's image tower exported to ONNX (opset 17, dynamic batch) and run by ONNX Runtime
-    on ``threads`` intra-op threads with every graph optimisation on."""
+    """The encoder's image tower exported once per run and run by ONNX Runtime on ``threads``
+    intra-op threads (0: torch's count) with every graph optimisation on."""
 
     def __init__(self, encoder: Encoder, threads: int = 0):
         import onnxruntime as ort
 
-        h, w = encoder.preprocess.output_hw() or (224, 224)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            path = Path(tmp) / "image_tower.onnx"
-            torch.onnx.export(encoder.image_tower().eval(), (torch.zeros(2, 3, h, w),), str(path),
-                              input_names=["pixels"], output_names=["features"], opset_version=17,
-                              dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or torch.get_num_threads()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_image_tower(encoder, Path(tmp) / "image_tower.onnx")
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -91,11 +99,18 @@ def resolve_runtime(runtime: str, device: str) -> str:
 
 def image_runtime(encoder: Encoder, runtime: str = "auto", threads: int = 0) -> tuple[str, Callable]:
     """(resolved runtime name, pixels -> float32 features) for ``encoder``."""
-    runtime = resolve_runtime(runtime, encoder.device)
+    asked, runtime = runtime, resolve_runtime(runtime, encoder.device)
     if threads and encoder.device == "cpu":
         torch.set_num_threads(threads)
     if runtime == "onnx":
-        return runtime, OnnxTower(encoder, threads)
+        try:
+            return runtime, OnnxTower(encoder, threads)
+        except Exception as exc:  # an architecture the exporter cannot trace: torch still works
+            if asked == "onnx":
+                raise
+            runtime = "torch"
+            log.warning("embed.runtime=auto: ONNX export of %s failed (%s: %s); using torch",
+                        encoder.name, type(exc).__name__, exc)
     tower = encoder.image_tower().eval()
     return runtime, lambda pixels: run_tower(tower, pixels, encoder.device)
 

@@ -62,7 +62,8 @@ class FeatureCache:
             parts.append(pd.DataFrame({"image_id": ids, "shard": path.name, "row": np.arange(len(ids))}))
         if not parts:
             return pd.DataFrame({"shard": [], "row": []}, index=pd.Index([], name="image_id"))
-        return pd.concat(parts).drop_duplicates("image_id").set_index("image_id")
+        index = pd.concat(parts).drop_duplicates("image_id").set_index("image_id")
+        return index.astype({"shard": "category"})  # one string per shard, not per image
 
     def write_shard(self, image_ids: list[str], embeddings: np.ndarray, info: dict) -> Path:
         """Store one block atomically; the name is a hash of its ids, so a redone block overwrites itself."""

@@ -206,3 +206,14 @@ def test_bad_engine_settings_name_the_param(manifest6, encoder, tmp_path):
     with pytest.raises(RuntimeError, match="168 manifest images have no cached embedding"):
         cache.assemble(tmp_path / "x.parquet", manifest6[COLUMNS], {})
     assert not (tmp_path / "x.parquet").exists() and not list(tmp_path.glob(".x.parquet*"))
+
+
+def test_auto_runtime_falls_back_to_torch_when_export_fails(encoder, monkeypatch, caplog):
+    import pipeline.embed as engine
+
+    def broken(*_):
+        raise RuntimeError("untraceable")
+    monkeypatch.setattr(engine, "export_image_tower", broken)
+    assert image_runtime(encoder, "auto")[0] == "torch" and "using torch" in caplog.text
+    with pytest.raises(RuntimeError, match="untraceable"):
+        image_runtime(encoder, "onnx")
