@@ -15,6 +15,12 @@ from .operators import l2_normalize
 from .store import atomic_path
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by the row max for stability."""
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
     """CLIP zero-shot (Radford et al., 2021): argmax_c cos(E_I(x), w_c), w_c the ensembled class
     text embedding; probabilities softmax(logit_scale * cos). Needs no training images."""
@@ -31,9 +37,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return l2_normalize(np.asarray(X, np.float64)) @ l2_normalize(np.asarray(self.class_weights, np.float64)).T
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        z = self.logit_scale * self.decision_function(X)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(self.logit_scale * self.decision_function(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[self.decision_function(X).argmax(axis=1)]
@@ -173,9 +177,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
 
     def predict_proba(self, X):
-        z = self.decision_function(X)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(self.decision_function(X))
 
     def predict(self, X):
         return self.classes_[self.decision_function(X).argmax(axis=1)]
