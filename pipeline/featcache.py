@@ -44,6 +44,7 @@ class FeatureCache:
         self.key = cache_key(provenance)
         self.dir = Path(root) / self.key
         self.dim = int(provenance["dim"])
+        self._ids: dict[str, list[str]] = {}  # shard name -> its image ids, read once per shard
         if not (self.dir / "namespace.json").exists():
             write_json(self.dir / "namespace.json", {k: provenance.get(k) for k in
                                                     ("model", "weight_sha256", "preprocessing", "dim")})
@@ -58,7 +59,9 @@ class FeatureCache:
         """Where every cached image lives: ``shard``, ``row``, indexed by ``image_id`` (ids only are read)."""
         parts = []
         for path in self.shards():
-            ids = pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist()
+            if path.name not in self._ids:  # shards are immutable once renamed into place
+                self._ids[path.name] = pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist()
+            ids = self._ids[path.name]
             parts.append(pd.DataFrame({"image_id": ids, "shard": path.name, "row": np.arange(len(ids))}))
         if not parts:
             return pd.DataFrame({"shard": [], "row": []}, index=pd.Index([], name="image_id"))
@@ -70,6 +73,7 @@ class FeatureCache:
         name = f"shard-{hashlib.sha256(''.join(image_ids).encode()).hexdigest()[:24]}.parquet"
         write_table(self.dir / name, pd.DataFrame({"image_id": list(image_ids)}), embeddings,
                     metadata={"cache_key": self.key, **info})
+        self._ids[name] = list(image_ids)
         return self.dir / name
 
     def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192) -> int:
