@@ -83,7 +83,19 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.device = device
         self.dtype = dtype
 
-    def fit(self, X, y):
+    @staticmethod
+    def spectrum(X):
+        """Eigenvalues and eigenvectors of X^T X / n in float32 (a preconditioner needs no more); on
+        CPU the product runs as numpy's symmetric rank-k update, half the work of a general product."""
+        import torch
+
+        X = torch.as_tensor(X).float()
+        G = torch.from_numpy(X.numpy().T @ X.numpy()) if X.device.type == "cpu" else X.T @ X
+        return torch.linalg.eigh(G / len(X))
+
+    def fit(self, X, y, spectrum=None):
+        """``spectrum``: :meth:`spectrum` of the (column-centred) features, when already computed
+        (:func:`fit_probes` shares one); any orthonormal basis leaves the minimiser unchanged."""
         import torch
 
         if self.loss not in self._CURVATURE:
@@ -99,14 +111,20 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         if hinge:  # liblinear: bias = regularised constant feature; one column per class (OvR)
             X = torch.cat([X, torch.ones(n, 1, dtype=X.dtype, device=self.device)], 1)
             center = torch.zeros(X.shape[1], dtype=X.dtype, device=self.device)
-            sign = 2.0 * torch.nn.functional.one_hot(yt, k).to(dt) - 1.0
+            sign = 2.0 * torch.nn.functional.one_hot(yt, k).T.to(dt) - 1.0  # k x n, as the logits
         else:  # unpenalised intercept: centring X is an exact reparametrisation
             center = X.mean(0)
         Xc = X - center
         Xct = Xc.T.contiguous()
-        lam, V = torch.linalg.eigh((Xct.float() @ Xc.float()).double() / n)  # a preconditioner: float32 is enough
-        lam, V, r = lam.clamp_min(0).to(device=self.device), V.to(device=self.device), 1.0 / (self.C * n)
-        U0 = torch.zeros(X.shape[1], k, dtype=dt, device=self.device)  # W = V diag(scale) U
+        if spectrum is None:
+            lam, V = self.spectrum(Xc)
+        else:
+            lam, V = (torch.as_tensor(a, device=self.device) for a in spectrum)
+            if hinge:  # the bias feature: second moment 1, uncorrelated with centred features
+                lam, V = torch.cat([lam, lam.new_ones(1)]), torch.block_diag(V, V.new_ones(1, 1))
+        lam, V, r = lam.double().clamp_min(0), V.double(), 1.0 / (self.C * n)
+        Vt = V.T.contiguous()  # W^T = (diag(scale) U)^T V^T: every product below in the k x p layout
+        U0 = torch.zeros(k, X.shape[1], dtype=dt, device=self.device)  # W^T = U diag(scale) V^T
         b = torch.zeros(k, dtype=dt, device=self.device)
         target = sign if hinge else yt
         kappa, self.n_iter_ = self._CURVATURE[self.loss], 0
@@ -119,8 +137,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                                     tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
 
             def closure():
-                loss, gW, gb = self._loss_grad(V @ (scale[:, None] * U), b, Xc, Xct, target, r)
-                U.grad, b.grad = scale[:, None] * (V.T @ gW), gb
+                loss, gWt, gb = self._loss_grad((U * scale) @ Vt, b, Xc, Xct, target, r)
+                U.grad, b.grad = (gWt @ V) * scale, gb
                 return loss
 
             with torch.no_grad():
@@ -128,16 +146,16 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 self.n_iter_ += opt.state[opt._params[0]]["n_iter"]
                 if last:
                     break
-                logits = self._logits(V @ (scale[:, None] * U), b, Xct)
+                logits = self._logits_t((U * scale) @ Vt, b, Xct)
                 if hinge:  # squared hinge: curvature 2 on the margin-violating rows
                     new = 2.0 * float((sign * logits < 1).to(dt).mean())
                 else:  # softmax: mean eigenvalue of diag(p) - p p^T over its k - 1 free directions
-                    pr = logits.softmax(1)
-                    new = float((1 - (pr * pr).sum(1)).mean()) / max(k - 1, 1)
+                    pr = logits.softmax(0)
+                    new = float((1 - (pr * pr).sum(0)).mean()) / max(k - 1, 1)
             new = min(max(new, 1e-4), self._CURVATURE[self.loss])
-            U0 = U * scale[:, None] * (new * lam + r).sqrt()[:, None]  # same W in the next basis
+            U0 = U * scale * (new * lam + r).sqrt()  # same W in the next basis
             kappa = new
-        W = (V @ (scale[:, None] * U)).to(Xc.dtype)
+        W = ((U * scale) @ Vt).T.to(Xc.dtype)
         bias = b.to(Xc.dtype) - center @ W
         if hinge:
             W, bias = W[:-1], W[-1]
@@ -146,32 +164,33 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _logits(W, b, Xt):
-        """X W + b from Xt = X^T (contiguous): CPU BLAS runs this skinny product 2-3x faster as
-        (W^T Xt)^T than as X W; float32 data, float64 parameters."""
-        return (W.T.to(Xt.dtype) @ Xt).T.to(W.dtype) + b
+    def _logits_t(Wt, b, Xt):
+        """Logits transposed, (X W + b)^T = W^T X^T + b (k x n), from contiguous W^T and X^T: CPU BLAS
+        runs this skinny product 2-3x faster than X W; float32 data, float64 parameters."""
+        return (Wt.to(Xt.dtype) @ Xt).to(Wt.dtype) + b[:, None]
 
     @classmethod
-    def _loss_grad(cls, W, b, X, Xt, target, r):
-        """Objective and its gradient in W and b, in closed form (no autograd graph):
-        squared hinge (``target`` = +-1 matrix) L = mean_i sum_k a_ik^2, a = max(0, 1 - s * z),
-        dL/dz = -2 s a / n; cross-entropy (``target`` = labels) dL/dz = (softmax(z) - onehot(y)) / n;
-        both plus the ridge r ||W||^2 / 2. Gradient in W: X^T dL/dz + r W (computed as (G^T X)^T)."""
+    def _loss_grad(cls, Wt, b, X, Xt, target, r):
+        """Objective and its gradient in W and b, in closed form (no autograd graph), all in the
+        k x n layout of the transposed logits z: squared hinge (``target`` = +-1 matrix)
+        L = mean_i sum_k a_ki^2, a = max(0, 1 - s * z), dL/dz = -2 s a / n; cross-entropy
+        (``target`` = labels) dL/dz = (softmax(z) - onehot(y)) / n; both plus the ridge r ||W||^2 / 2.
+        Gradient in W^T (k x p): dL/dz X + r W^T."""
         import torch
 
-        z = cls._logits(W, b, Xt)
-        n = len(z)
+        z = cls._logits_t(Wt, b, Xt)
+        n = z.shape[1]
         if target.dtype.is_floating_point:
             a = (1.0 - target * z).clamp_min(0)
             loss, G = (a * a).sum() / n, -2.0 * target * a / n
         else:
-            lse = z.logsumexp(1, keepdim=True)
-            loss = (lse.squeeze(1) - z.gather(1, target[:, None]).squeeze(1)).mean()
+            lse = z.logsumexp(0, keepdim=True)
+            loss = (lse.squeeze(0) - z.gather(0, target[None]).squeeze(0)).mean()
             G = (z - lse).exp()
-            G[torch.arange(n), target] -= 1.0
+            G[target, torch.arange(n)] -= 1.0
             G /= n
-        gW = (G.T.to(X.dtype) @ X).T.to(W.dtype) + r * W
-        return loss + (W * W).sum() * r / 2, gW, G.sum(0)
+        gWt = (G.to(X.dtype) @ X).to(Wt.dtype) + r * Wt
+        return loss + (Wt * Wt).sum() * r / 2, gWt, G.sum(1)
 
     def decision_function(self, X):
         return np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
@@ -194,6 +213,25 @@ def linear_svm(C: float = 1.0, max_iter: int = 500, seed: int = 0, standardize: 
     Donahue et al. 2014 / Razavian et al. 2014 in seed 003's table), solved by :class:`LinearProbe`."""
     clf = LinearProbe("squared_hinge", C=C, max_iter=max_iter, tol=1e-3, dtype="float32")
     return make_pipeline(StandardScaler(), clf) if standardize else clf
+
+
+def fit_probes(names, X, y, C: float = 1.0, max_iter: int = 1000, seed: int = 0, standardize: bool = True) -> dict:
+    """{name: fitted ``PROBES[name](C, max_iter, seed, standardize)``} on one training set, which is
+    standardised once: the StandardScaler is fit on ``X`` and shared by every probe's pipeline, so the
+    result equals separate fits at the cost of one scaling (and one trip to a worker process). The
+    :class:`LinearProbe` s share one feature spectrum (their preconditioner) too."""
+    out, spectrum = {}, None
+    scaler = StandardScaler().fit(X) if standardize else None
+    Xs = scaler.transform(X) if standardize else X
+    for name in names:
+        clf = PROBES[name](C, max_iter, seed, False)
+        if isinstance(clf, LinearProbe) and standardize:  # centred columns: one spectrum serves every loss
+            spectrum = LinearProbe.spectrum(Xs) if spectrum is None else spectrum
+            clf.fit(Xs, y, spectrum=spectrum)
+        else:
+            clf.fit(Xs, y)
+        out[name] = make_pipeline(scaler, clf) if standardize else clf
+    return out
 
 
 # --------------------------------------------------------------------------------------- DANN

@@ -21,13 +21,15 @@ import hashlib
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
-from .classifiers import ADAPTERS, PROBES, ZeroShotClassifier
+from .classifiers import ADAPTERS, PROBES, ZeroShotClassifier, fit_probes
 from .metrics import accuracy
 from .operators import CORAL, MeanCentering, SelectiveWhitening, TextSubspaceRemoval, TextTranslation, Whitening
 
 ACCURACY_COLUMNS = ["method", "protocol", "classifier", "operator", "source", "target", "n_test", "accuracy"]
 PER_DOMAIN = ("center", "whiten")  # operators whose map of a domain depends on that domain's rows only
+PER_SOURCE = ("coral",)  # ... on that domain's and the source domains' rows only
 DESCRIPTION_KINDS = {"translate_single": "domain", "translate_avg": "domain_avg"}
 OPERATORS = ("none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
              "selective_whiten")
@@ -50,6 +52,13 @@ def fit_operator(name: str, X: np.ndarray, domains: np.ndarray, sources: list[st
     if op is None:
         raise ValueError(f"operators: unknown {name!r}; choose from {list(OPERATORS)}")
     return op.fit(X, domains)
+
+
+def shared_fit_key(op: str, sources: list[str], target: str) -> tuple:
+    """Pairs whose operator fits are identical share one: a ``PER_DOMAIN`` operator fit once on every
+    train row maps each domain as a fit on (sources + target) would, and so does a ``PER_SOURCE``
+    one for every target of the same sources. Keys of length 3 are fit per pair."""
+    return (op,) if op in PER_DOMAIN else (op, tuple(sources)) if op in PER_SOURCE else (op, tuple(sources), target)
 
 
 def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
@@ -106,14 +115,15 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
     settings = [(p, s, t, train & np.isin(dom, s), test & (dom == t)) for p, s, t in protocols(domains)]
     settings = [st for st in settings if st[3].any() and st[4].any()]
     adapters = [probe for probe in probes if probe in ADAPTERS]  # only they need the raw-feature sets
+    linear = [probe for probe in probes if probe in PROBES]
     adapt = {(p, "+".join(s), t): (X[tr], y[tr], X[train & (dom == t)], X[te], y[te])
              for p, s, t, tr, te in settings if p != "in_domain" and adapters}
     jobs, labels = [], []  # scored settings; (probe, train-set key(s)) of each fit, in dispatch order
 
     def fits():
-        """Batched adapter fits first (the longest jobs; n_jobs batches each), then one fit per probe and
-        distinct train set, yielded as soon as its operator is fit so workers start while the main
-        process fits the next operators."""
+        """Batched adapter fits first (the longest jobs; n_jobs batches each), then one job per distinct
+        train set fitting every linear probe on it (:func:`fit_probes`), yielded as soon as its operator
+        is fit so workers start while the main process fits the next operators."""
         n = max(n_jobs, 1)
         for probe in adapters:
             for keys in [list(adapt)[i::n] for i in range(n) if list(adapt)[i::n]]:
@@ -125,27 +135,30 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
             for op in operators:
                 if protocol == "in_domain" and op != "none":
                     continue  # operators align domains; there is nothing to align in-domain
-                independent = op in PER_DOMAIN  # one fit on all train rows gives every pair the same maps
-                fit_key = op if independent else (op, tuple(sources), target)
+                fit_key = shared_fit_key(op, sources, target)
                 if fit_key not in ops:
-                    rows_ = train if independent else unlabeled
+                    rows_ = train if len(fit_key) < 3 else unlabeled
                     ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, alpha,
                                                 normalize_before, normalize_after, shrinkage, n_directions)
                 tt = ops[fit_key]
                 Xtr = tt.transform(X[tr], dom[tr])
-                key = hashlib.blake2b(Xtr.tobytes() + y[tr].tobytes(), digest_size=16).hexdigest()
+                digest = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
+                digest.update(np.ascontiguousarray(y[tr]).tobytes())
+                key = digest.hexdigest()
                 jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
                 if key in seen:  # one source under several operators can give the same training matrix
                     continue
                 seen.add(key)
-                for probe in probes:
-                    if probe in PROBES:
-                        labels.append((probe, key))
-                        yield delayed(PROBES[probe](C, max_iter, seed, standardize).fit)(Xtr, y[tr])
+                if linear:
+                    labels.append(("probes", key))
+                    yield delayed(fit_probes)(linear, Xtr, y[tr], C, max_iter, seed, standardize)
 
     clfs = {}
-    for (probe, k), clf in zip(labels, Parallel(n_jobs=n_jobs)(fits())):
-        clfs.update(zip([(probe, key) for key in k], clf) if probe in ADAPTERS else [((probe, k), clf)])
+    with threadpool_limits(1 if n_jobs != 1 else None):  # the workers take the cores; BLAS threads would spin
+        fitted = list(zip(labels, Parallel(n_jobs=n_jobs)(fits())))
+    for (probe, k), clf in fitted:  # adapters: a batch of train-set keys; linear probes: {probe: clf} of one key
+        clfs.update(zip([(probe, key) for key in k], clf) if probe in ADAPTERS else
+                    [((name, k), c) for name, c in clf.items()])
     for probe in probes:
         if probe in ADAPTERS:
             for key, (*_, Xte, yte) in adapt.items():

@@ -73,6 +73,10 @@ def _shrunk_cov(X: np.ndarray, shrinkage: float) -> np.ndarray:
     return (1 - shrinkage) * S + shrinkage * np.trace(S) / p * np.eye(p)
 
 
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, np.float32)
+
+
 def _sym_power(S: np.ndarray, power: float, eps: float = 1e-10) -> np.ndarray:
     w, V = np.linalg.eigh(S)
     return (V * np.clip(w, eps, None) ** power) @ V.T
@@ -90,14 +94,15 @@ class _PerDomain(TransformerMixin, BaseEstimator):
             raise KeyError(f"{type(self).__name__} was not fit on domains {sorted(missing)}")
 
     def transform(self, X: np.ndarray, domains) -> np.ndarray:
-        X = np.asarray(X, np.float64)
+        """Statistics are fit in float64; the maps run in float32, the features' precision."""
+        X = np.asarray(X, np.float32)
         domains = np.asarray(domains)
         self._check(domains)
         Z = np.empty_like(X)
         for d in np.unique(domains):
             m = domains == d
             Z[m] = self._map(X[m], d)
-        return Z.astype(np.float32)
+        return Z
 
 
 class MeanCentering(_PerDomain):
@@ -109,7 +114,7 @@ class MeanCentering(_PerDomain):
         return self
 
     def _map(self, X, d):
-        return X - self.stats_[d]
+        return X - _f32(self.stats_[d])
 
 
 class Whitening(_PerDomain):
@@ -127,7 +132,7 @@ class Whitening(_PerDomain):
         return self
 
     def _map(self, X, d):
-        mu, W = self.stats_[d]
+        mu, W = map(_f32, self.stats_[d])
         return (X - mu) @ W
 
 
@@ -163,7 +168,7 @@ class CORAL(_PerDomain):
     def _map(self, X, d):
         if self.stats_[d] is None:
             return X
-        mu_d, A, mu_s = self.stats_[d]
+        mu_d, A, mu_s = map(_f32, self.stats_[d])
         return (X - mu_d) @ A + mu_s
 
 
@@ -195,9 +200,9 @@ class SelectiveWhitening(_PerDomain):
         return self
 
     def _map(self, X, d):
-        mu, M = self.stats_[d]
+        mu, M = map(_f32, self.stats_[d])
         Z = X - mu
-        U = self.directions_
+        U = _f32(self.directions_)
         return Z + (Z @ U) @ M @ U.T
 
 

@@ -107,3 +107,24 @@ def test_dann_rows_join_the_grid_on_cross_domain_protocols():
     assert {"logreg+coral"} <= set(acc["method"])
     with pytest.raises(ValueError, match="classifier.dann"):
         evaluate_grid(images, X, text, W, DOMAINS, probes=("dann",), dann={"epochs": 3})
+
+
+def test_shared_operator_fits_equal_per_pair_fits():
+    """The grid fits center / whiten once and CORAL once per source set, on every train row: each
+    pair's rows must map exactly as under a fit on that pair's (sources + target) rows alone."""
+    from pipeline.evaluation import fit_operator, shared_fit_key
+
+    images, X, text, _ = synthetic()
+    dom, train = images["domain"].to_numpy(), (images["split"] == "train").to_numpy()
+    for protocol, sources, target in protocols(DOMAINS):
+        if protocol == "in_domain":
+            continue
+        pair = train & np.isin(dom, [*sources, target])
+        for op in ("center", "whiten", "coral", "selective_whiten"):
+            shared = len(shared_fit_key(op, sources, target)) < 3
+            assert shared == (op != "selective_whiten")
+            if not shared:
+                continue
+            a = fit_operator(op, X[train], dom[train], sources, text)
+            b = fit_operator(op, X[pair], dom[pair], sources, text)
+            np.testing.assert_array_equal(a.transform(X[pair], dom[pair]), b.transform(X[pair], dom[pair]))

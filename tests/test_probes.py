@@ -91,3 +91,25 @@ def test_dann_fit_many_equals_separate_fits():
         for a, b in zip(many.weights_, alone.weights_):
             np.testing.assert_allclose(a, b, atol=1e-5)
         np.testing.assert_array_equal(many.predict(task[2]), alone.predict(task[2]))
+
+
+def test_fit_probes_shares_one_scaler_and_spectrum_and_equals_separate_fits():
+    from pipeline.classifiers import fit_probes
+
+    X, y = data(seed=3)
+    X[:, 0] *= 30.0
+    out = fit_probes(sorted(PROBES), X, y, C=0.5, max_iter=1000)
+    scaler = out["logreg"][0]
+    assert all(out[name][0] is scaler for name in PROBES)  # one StandardScaler, fit on X
+    np.testing.assert_allclose(scaler.mean_, X.mean(0))
+    np.testing.assert_array_equal(out["logreg"][-1].coef_, PROBES["logreg"](0.5, 1000).fit(X, y)[-1].coef_)
+    for name in ("svm", "softmax"):  # a shared preconditioner changes the path, not the minimiser
+        alone = PROBES[name](0.5, 1000).fit(X, y)
+        assert (out[name].predict(X) == alone.predict(X)).mean() > 0.99
+    Xs = scaler.transform(X)
+    spectrum = LinearProbe.spectrum(Xs)
+    for loss in ("log", "squared_hinge"):
+        a = LinearProbe(loss, C=0.5, tol=1e-9, max_iter=2000).fit(Xs, y, spectrum=spectrum)
+        b = LinearProbe(loss, C=0.5, tol=1e-9, max_iter=2000).fit(Xs, y)
+        np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-5 * np.abs(b.coef_).max())
+        np.testing.assert_allclose(a.intercept_, b.intercept_, atol=1e-5 * np.abs(b.coef_).max())
