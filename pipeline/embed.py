@@ -193,10 +193,15 @@ def embed_to_cache(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
     blocks, others = plan_blocks(images, batch_size, shard_size, shard)
     t0 = time.perf_counter()
     name, run = image_runtime(encoder, runtime, threads) if blocks else (resolve_runtime(runtime, encoder.device), None)
-    info = {"engine": "local", "runtime": name, "device": encoder.device, "batch_size": batch_size,
-            "torch": torch.__version__}
+    info = shard_info("local", name, encoder, batch_size)
     embedded = embed_blocks(blocks, encoder, run, cache, batch_size, workers, info, progress)
     return cache, run_stats(embedded, int(images["cached"].sum()), others, time.perf_counter() - t0, info)
+
+
+def shard_info(engine: str, runtime: str, encoder: Encoder, batch_size: int) -> dict:
+    """What wrote a cache shard (kept in its metadata, and in the run's stats)."""
+    return {"engine": engine, "runtime": runtime, "device": encoder.device, "batch_size": batch_size,
+            "torch": torch.__version__}
 
 
 def run_stats(embedded: int, reused: int, others: int, seconds: float, info: dict) -> dict:
@@ -241,13 +246,12 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
             if self.cache.key != cache.key:
                 raise RuntimeError(f"model {model!r} loaded with other weights on a Ray worker ({self.cache.key} "
                                    f"vs {cache.key})")
-            self.name, self.run = image_runtime(self.encoder, runtime, threads)
+            name, self.run = image_runtime(self.encoder, runtime, threads)
+            self.info = shard_info("ray", name, self.encoder, batch_size)
 
         def __call__(self, batch: dict) -> dict:
-            info = {"engine": "ray", "runtime": self.name, "device": self.encoder.device, "batch_size": batch_size,
-                    "torch": torch.__version__}
             blocks = [pd.DataFrame({"image_id": list(i), "path": list(p)}) for i, p in zip(batch["image_id"], batch["path"])]
-            n = embed_blocks(blocks, self.encoder, self.run, self.cache, batch_size, workers, info, progress=False)
+            n = embed_blocks(blocks, self.encoder, self.run, self.cache, batch_size, workers, self.info, progress=False)
             return {"images": np.array([n])}
 
     t0 = time.perf_counter()
