@@ -10,12 +10,12 @@ from typing import Optional
 import typer
 from _common import load_params, run
 
+from pipeline.data import MANIFEST_COLUMNS
 from pipeline.embed import embed_to_cache, embed_with_ray, parse_shard
 from pipeline.encoders import load_encoder, provenance
 from pipeline.store import read_table, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-COLUMNS = ["image_id", "path", "domain", "class", "label", "split"]
 
 
 @app.command()
@@ -37,7 +37,7 @@ def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifes
     print(f"embed_images: embedded {stats['embedded']} images ({stats['images_per_second']} img/s, "
           f"{stats.get('runtime', engine)}), reused {stats['reused']} from {cache.dir}")
     if shard is None:
-        rows = cache.assemble(out, df[COLUMNS], provenance(encoder))
+        rows = cache.assemble(out, df[MANIFEST_COLUMNS], provenance(encoder))
         write_json(report, {**stats, "store_rows": rows, "cache_key": cache.key})
         print(f"embed_images: {rows} rows -> {out}")
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.data import build_manifest, make_subset
+from pipeline.data import MANIFEST_COLUMNS, build_manifest, make_subset
 from pipeline.embed import embed_to_cache, embed_with_ray, image_runtime, parse_shard, plan_blocks
 from pipeline.encoders import load_encoder, provenance
 from pipeline.featcache import FeatureCache
@@ -25,7 +25,6 @@ from pipeline.randomclip import build_random_clip
 from pipeline.store import read_table, write_table
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = ["image_id", "path", "domain", "class", "label", "split"]
 
 
 def sha(path: Path) -> str:
@@ -46,7 +45,7 @@ def encoder(tiny_clip):
 def embed_and_assemble(df, enc, cache_dir, out, **kw):
     kw = {"batch_size": 4, "shard_size": 8, "progress": False, **kw}
     cache, stats = embed_to_cache(df, enc, cache_dir, **kw)
-    cache.assemble(out, df[COLUMNS], provenance(enc))
+    cache.assemble(out, df[MANIFEST_COLUMNS], provenance(enc))
     return stats
 
 
@@ -163,7 +162,7 @@ def test_ray_data_engine_on_a_local_ray(manifest6, encoder, tmp_path):
                                   actors=2, cpus_per_actor=1, progress=False)
     assert (stats["embedded"], stats["reused"], stats["engine"]) == (48, 0, "ray")
     assert {read_table(p)[2]["engine"] for p in cache.shards()} == {"ray"} and len(cache.shards()) == 6
-    cache.assemble(tmp_path / "ray.parquet", df[COLUMNS], provenance(encoder))
+    cache.assemble(tmp_path / "ray.parquet", df[MANIFEST_COLUMNS], provenance(encoder))
     assert sha(tmp_path / "ray.parquet") == sha(tmp_path / "local.parquet")
 
 
@@ -204,7 +203,7 @@ def test_bad_engine_settings_name_the_param(manifest6, encoder, tmp_path):
     cache = FeatureCache(tmp_path / "empty", provenance(encoder))
     assert not old.exists() and fresh.exists() and cache.index().empty  # a concurrent writer's is kept
     with pytest.raises(RuntimeError, match="168 manifest images have no cached embedding"):
-        cache.assemble(tmp_path / "x.parquet", manifest6[COLUMNS], {})
+        cache.assemble(tmp_path / "x.parquet", manifest6[MANIFEST_COLUMNS], {})
     assert not (tmp_path / "x.parquet").exists() and not list(tmp_path.glob(".x.parquet*"))
 
 
