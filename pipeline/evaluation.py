@@ -132,6 +132,7 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         seen, ops = set(), {}
         for protocol, sources, target, tr, te in settings:
             unlabeled = train & np.isin(dom, [*sources, target])
+            (Xs, ds, ys), (Xt, dt, yt) = (X[tr], dom[tr], y[tr]), (X[te], dom[te], y[te])  # once per setting
             for op in operators:
                 if protocol == "in_domain" and op != "none":
                     continue  # operators align domains; there is nothing to align in-domain
@@ -141,17 +142,17 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
                     ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, alpha,
                                                 normalize_before, normalize_after, shrinkage, n_directions)
                 tt = ops[fit_key]
-                Xtr = tt.transform(X[tr], dom[tr])
+                Xtr = tt.transform(Xs, ds)
                 digest = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
-                digest.update(np.ascontiguousarray(y[tr]).tobytes())
+                digest.update(ys.tobytes())
                 key = digest.hexdigest()
-                jobs.append((protocol, sources, target, op, key, tt.transform(X[te], dom[te]), y[te]))
+                jobs.append((protocol, sources, target, op, key, tt.transform(Xt, dt), yt))
                 if key in seen:  # one source under several operators can give the same training matrix
                     continue
                 seen.add(key)
                 if linear:
                     labels.append(("probes", key))
-                    yield delayed(fit_probes)(linear, Xtr, y[tr], C, max_iter, seed, standardize)
+                    yield delayed(fit_probes)(linear, Xtr, ys, C, max_iter, seed, standardize)
 
     clfs = {}
     with threadpool_limits(1 if n_jobs != 1 else None):  # the workers take the cores; BLAS threads would spin
