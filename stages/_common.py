@@ -1,41 +1,27 @@
-"""Shared by the stage scripts: params.yaml loading and clean errors (no params parsing in pipeline/)."""
+"""Shared by the stage scripts: the one params loader, and clean errors (no params parsing in pipeline/)."""
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-from pipeline.encoders import ModelLoadError
+from pipeline.params import Params, check_model_name, load_params
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-class MissingParam(KeyError):
-    """A key the stage needs is absent from params.yaml."""
-
-
-class Params(dict):
-    """params.yaml as nested dicts whose missing keys raise :class:`MissingParam` naming the key."""
-
-    def __init__(self, data: dict, prefix: str = ""):
-        super().__init__({k: Params(v, f"{prefix}{k}.") if isinstance(v, dict) else v for k, v in data.items()})
-        self._prefix = prefix
-
-    def __missing__(self, key):
-        raise MissingParam(f"params.yaml has no key {self._prefix}{key}")
-
-
-def load_params(path: str | Path = "params.yaml") -> Params:
-    with open(path) as f:
-        return Params(yaml.safe_load(f) or {})
+def read_params(path: str | Path = "params.yaml", model: bool = False) -> Params:
+    """Validated params (every key, every level); ``model``: the stage loads ``model.name``, check it too."""
+    p = load_params(path)
+    if model:
+        check_model_name(p.model.name)
+    return p
 
 
 def run(app) -> None:
     """Run a typer app; known input errors print one clear line and exit 1 (no traceback)."""
     try:
         app()
-    except (MissingParam, ValueError, ModelLoadError, FileNotFoundError) as exc:  # BadInputError is a ValueError
+    except (ValueError, FileNotFoundError, KeyError) as exc:  # every PipelineError is a ValueError
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,344 @@
+"""One typed schema for ``params.yaml`` (pydantic v2), loaded once by every stage through :func:`load_params`.
+
+Every section is a model with ``extra="forbid"`` and strict types: an unknown key at any depth is
+refused naming the key and the closest valid one, a value of the wrong type or out of range is
+refused naming the key, the value and the rule -- one line, no traceback (:class:`ParamsError`).
+The defaults below are the documented ones; ``params.yaml`` spells every one of them out (a test
+keeps the two equal). Stages hand the typed sections to ``pipeline`` functions.
+
+Names that a registry resolves (probes, operators, gap metrics) are checked by that registry when
+the stage that uses them runs, so that adding one is one file plus its params key.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ParamsError
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+UnitInterval = Annotated[float, Field(ge=0, le=1)]
+Momentum = Annotated[float, Field(ge=0, lt=1)]
+Names = Annotated[list[str], Field(min_length=1)]
+
+MINICLIP_DIR = "models/miniclip"  # what stage train_clip (models/dvc.yaml) writes
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _unique(values: list, key: str) -> list:
+    dup = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if dup:
+        raise ValueError(f"lists {dup} more than once")
+    return values
+
+
+# ------------------------------------------------------------------------------------- sections
+class Data(Section):
+    root: str = "../shared/pacs"  # relative paths resolve against the project (DVC_ROOT), see project_path
+    domains: Names = ["photo", "art_painting", "cartoon", "sketch"]
+    classes: Names = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
+    test_fraction: Fraction = 0.2
+    split_seed: NonNegInt = 0
+    on_bad_image: Literal["fail", "skip"] = "fail"
+    workers: PositiveInt = 4
+    cache_dir: str = "cache/prepare"
+
+    @field_validator("domains", "classes")
+    @classmethod
+    def _no_duplicates(cls, v, info):
+        return _unique(v, info.field_name)
+
+
+class Model(Section):
+    name: str = MINICLIP_DIR
+
+
+class ResNet(Section):
+    width: PositiveInt = 32
+    blocks: PositiveInt = 1
+
+
+class ViT(Section):
+    patch: PositiveInt = 8
+    width: PositiveInt = 128
+    depth: PositiveInt = 4
+    heads: PositiveInt = 4
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
+        return self
+
+
+class GPT2(Section):
+    width: PositiveInt = 256
+    depth: PositiveInt = 4
+    heads: PositiveInt = 4
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
+        return self
+
+
+Pairing = Annotated[list[str], Field(min_length=2, max_length=2)]
+
+
+class Clip(Section):
+    pairings: Annotated[list[Pairing], Field(min_length=1)] = [["resnet", "minilm"], ["vit", "minilm"], ["vit", "gpt2"]]
+    use: Pairing = ["resnet", "minilm"]
+    embed_dim: PositiveInt = 128
+    image_size: Annotated[int, Field(ge=8)] = 64
+    max_length: Annotated[int, Field(ge=4)] = 32
+    resnet: ResNet = ResNet()
+    vit: ViT = ViT()
+    gpt2: GPT2 = GPT2()
+    epochs: PositiveInt = 3
+    batch_size: Annotated[int, Field(ge=2)] = 128
+    lr: Positive = 0.001
+    text_lr_scale: NonNeg = 0.1
+    weight_decay: NonNeg = 0.1
+    triplet_weight: NonNeg = 0.0
+    triplet_margin: NonNeg = 0.2
+    ks: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5]
+    seed: NonNegInt = 0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for image, text in self.pairings:
+            if image not in ("resnet", "vit") or text not in ("minilm", "gpt2"):
+                raise ValueError(f"pairing [{image}, {text}]: image tower resnet | vit, text tower minilm | gpt2")
+        if list(self.use) not in [list(p) for p in self.pairings]:
+            raise ValueError(f"use {list(self.use)} is not one of pairings {self.pairings}")
+        if any(img == "vit" for img, _ in self.pairings) and self.image_size % self.vit.patch:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of vit.patch {self.vit.patch}")
+        return self
+
+
+class Ray(Section):
+    address: str | None = None
+    actors: PositiveInt = 2
+    cpus_per_actor: Positive = 1
+    gpus_per_actor: NonNeg = 0
+
+
+class Embed(Section):
+    batch_size: PositiveInt = 32
+    device: str = "auto"
+    workers: PositiveInt = 2
+    runtime: Literal["auto", "torch", "onnx"] = "auto"
+    threads: NonNegInt = 0
+    shard_size: PositiveInt = 1024
+    cache_dir: str = "cache/embeddings"
+    engine: Literal["local", "ray"] = "local"
+    ray: Ray = Ray()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    @model_validator(mode="after")
+    def _shard_multiple_of_batch(self):
+        if self.shard_size % self.batch_size:
+            raise ValueError(f"shard_size {self.shard_size} must be a multiple of batch_size {self.batch_size}")
+        return self
+
+
+class Prompts(Section):
+    domains: dict[str, str] = {"photo": "a photo", "art_painting": "an art painting", "cartoon": "a cartoon",
+                               "sketch": "a black and white drawing"}
+    dummy_nouns: Names = ["goose", "goldfish", "car", "chair", "tree", "bicycle", "cup", "lamp", "boat", "clock",
+                          "apple", "bridge", "shoe", "bottle", "airplane", "umbrella"]
+    class_templates: Names = ["a photo of a {}.", "a picture of a {}.", "an image of a {}."]
+
+    @field_validator("class_templates")
+    @classmethod
+    def _placeholder(cls, v):
+        bad = [t for t in v if "{}" not in t]
+        if bad:
+            raise ValueError(f"{bad[0]!r} needs a '{{}}' for the class name")
+        return v
+
+
+class Dann(Section):
+    hidden: PositiveInt = 128
+    steps: PositiveInt = 300
+    batch_size: PositiveInt = 64
+    lr: Positive = 0.01
+    domain_weight: NonNeg = 1.0
+
+
+class Classifier(Section):
+    probes: Names = ["logreg", "svm", "softmax", "dann"]
+    C: Positive = 1.0
+    max_iter: PositiveInt = 1000
+    standardize: bool = True
+    seed: NonNegInt = 0
+    n_jobs: int = 2
+    dann: Dann = Dann()
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs(cls, v):
+        if v == 0 or v < -1:
+            raise ValueError("must be >= 1, or -1 for all cores")
+        return v
+
+
+class Operators(Section):
+    names: Names = ["none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
+                    "selective_whiten"]
+    whiten_shrinkage: UnitInterval = 0.1
+    coral_ridge: NonNeg = 0.1
+    n_directions: PositiveInt = 32
+
+
+class ArcFaceParams(Section):
+    s: Positive = 5.0
+    m: Annotated[float, Field(ge=0, lt=1.5707963267948966)] = 0.5
+    epochs: PositiveInt = 50
+    lr: Positive = 0.005
+    momentum: Momentum = 0.9
+    batch_size: PositiveInt = 128
+    seed: NonNegInt = 0
+
+
+class PromptStyler(Section):
+    k: PositiveInt = 80
+    iterations: NonNegInt = 100
+    lr: Positive = 0.002
+    momentum: Momentum = 0.9
+    init_std: Positive = 0.02
+    seed: NonNegInt = 0
+    arcface: ArcFaceParams = ArcFaceParams()
+
+
+class Translate(Section):
+    alpha: float = 1.0
+    normalize_before: bool = False
+    normalize_after: bool = False
+
+
+class Gap(Section):
+    metrics: Names = ["fid", "kid", "mmd", "cmmd"]
+    n_boot: Annotated[int, Field(ge=2)] = 20
+    n_subsets: Annotated[int, Field(ge=2)] = 20
+    subset_size: Annotated[int, Field(ge=2)] = 500
+    clamp_subset_size: bool = False
+    cmmd_estimator: Literal["vstat", "ustat"] = "vstat"
+    ci: Fraction = 0.95
+    seed: NonNegInt = 0
+    n_jobs: PositiveInt = 2
+
+
+class Params(Section):
+    data: Data = Data()
+    model: Model = Model()
+    clip: Clip = Clip()
+    embed: Embed = Embed()
+    prompts: Prompts = Prompts()
+    classifier: Classifier = Classifier()
+    operators: Operators = Operators()
+    promptstyler: PromptStyler = PromptStyler()
+    translate: Translate = Translate()
+    gap: Gap = Gap()
+
+    @model_validator(mode="after")
+    def _prompts_cover_domains(self):
+        missing = [d for d in self.data.domains if d not in self.prompts.domains]
+        if missing:
+            raise ValueError(f"prompts.domains: no description for {missing} of data.domains")
+        return self
+
+
+# --------------------------------------------------------------------------------------- loading
+def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the section at ``loc`` (where an unknown key was found)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _describe(err: dict) -> str:
+    """One pydantic error as 'key: problem'."""
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _valid_keys(Params, loc), n=1, cutoff=0.5)
+        return f"{key}: unknown key" + (f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?)" if close else "")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return f"{key}: missing"
+    if not key:  # a check across sections: its message names the keys
+        return msg
+    return f"{key}: {msg} (got {err['input']!r})" if not isinstance(err["input"], dict) else f"{key}: {msg}"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; :class:`ParamsError` lists every problem on one line."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """``params.yaml`` as a validated :class:`Params` (the one way stages read their knobs)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(raw, str(path))
+
+
+def project_path(path: str | Path) -> Path:
+    """A params path as the project sees it: absolute paths as they are, relative ones against the
+    project root -- ``$DVC_ROOT``, which DVC sets to the *original* project even when an experiment
+    runs in a temporary copy (``dvc exp run --temp`` / ``--queue``), else the working directory.
+    So ``data.root: ../shared/pacs`` and the caches resolve to the same place in every workspace."""
+    path = Path(os.path.expanduser(str(path)))
+    return path if path.is_absolute() else Path(os.environ.get("DVC_ROOT") or os.getcwd()) / path
+
+
+def check_model_name(name: str) -> None:
+    """``model.name`` must be a directory DVC can depend on: ``models/miniclip`` (stage train_clip
+    writes it) or a local transformers CLIP directory. A hub id is refused with the one-time command
+    that saves it as such a directory."""
+    if Path(name) == Path(MINICLIP_DIR) or Path(name).is_dir():
+        return
+    if name == "miniclip":
+        raise ParamsError(f"model.name: write {MINICLIP_DIR!r}, the directory stage train_clip writes "
+                          "(DVC depends on the model by its path)")
+    hint = (f"a hub id is not a path DVC can depend on: save it once with `python -m pipeline.encoders fetch "
+            f"{name} models/{Path(name).name}` (network or a filled HF cache), then set model.name: "
+            f"models/{Path(name).name}") if re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not Path(name).parent.is_dir() \
+        else "no such directory"
+    raise ParamsError(f"model.name={name!r}: {hint}")
