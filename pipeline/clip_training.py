@@ -14,8 +14,9 @@ import torch
 from tqdm import tqdm
 
 from .contrastive import info_nce, retrieval_topk, triplet_max_violation
-from .data import decode_image, read_image_bytes
+from .images import decode_image, read_image_bytes
 from .miniclip import CLIP_MEAN, CLIP_STD, MiniCLIP, tokenize
+from .params import Clip
 from .preprocess import Preprocess
 from .prompts import with_article
 
@@ -117,16 +118,18 @@ def retrieval(model: MiniCLIP, tokenizer, images: np.ndarray, caption_idx: np.nd
     return retrieval_topk(I, T, np.asarray(caption_idx), ks)
 
 
-def pairing_spec(image_arch: str, text_arch: str, cfg: dict) -> dict:
+def pairing_spec(image_arch: str, text_arch: str, cfg: Clip) -> dict:
     """The MiniCLIP architecture for one image x text pairing, from the ``clip`` params."""
     from .miniclip import build_spec
 
-    return build_spec(image_arch, text_arch, embed_dim=cfg["embed_dim"], image_size=cfg["image_size"],
-                      image=cfg.get(image_arch), text=cfg.get(text_arch), max_length=cfg["max_length"])
+    section = lambda arch: getattr(cfg, arch).model_dump() if hasattr(cfg, arch) else None  # noqa: E731
+    return build_spec(image_arch, text_arch, embed_dim=cfg.embed_dim, image_size=cfg.image_size,
+                      image=section(image_arch), text=section(text_arch), max_length=cfg.max_length)
 
 
-def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], cfg: dict, workers: int = 2):
-    """Train every ``cfg["pairings"]`` on the train split and score retrieval on both splits.
+def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], cfg: Clip, workers: int = 2):
+    """Train every ``cfg.pairings`` on the train split and score retrieval on both splits; ``manifest``
+    has a ``path`` column (where to read each image).
 
     Returns (models {pairing name: (model, tokenizer)}, retrieval rows, loss rows). Images are decoded
     once for all pairings."""
@@ -134,22 +137,22 @@ def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], c
 
     captions, index = caption_set(descriptions, classes)
     cap = np.array([index[d, c] for d, c in zip(manifest["domain"], manifest["class"])])
-    images = decode_uint8(manifest["path"].tolist(), cfg["image_size"], workers)
+    images = decode_uint8(manifest["path"].tolist(), cfg.image_size, workers)
     split = manifest["split"].to_numpy()
     models, scores, losses = {}, [], []
-    for image_arch, text_arch in cfg["pairings"]:
+    for image_arch, text_arch in cfg.pairings:
         name = f"{image_arch}+{text_arch}"
-        torch.manual_seed(cfg["seed"])
+        torch.manual_seed(cfg.seed)
         spec = pairing_spec(image_arch, text_arch, cfg)
         model, tok = MiniCLIP(spec), load_tokenizer(spec)
         tr = split == "train"
-        log = train(model, tok, images[tr], cap[tr], captions, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                    lr=cfg["lr"], weight_decay=cfg["weight_decay"], text_lr_scale=cfg["text_lr_scale"],
-                    triplet_weight=cfg["triplet_weight"], triplet_margin=cfg["triplet_margin"], seed=cfg["seed"])
+        log = train(model, tok, images[tr], cap[tr], captions, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    lr=cfg.lr, weight_decay=cfg.weight_decay, text_lr_scale=cfg.text_lr_scale,
+                    triplet_weight=cfg.triplet_weight, triplet_margin=cfg.triplet_margin, seed=cfg.seed)
         losses += [{"pairing": name, **r} for r in log]
         for s in ("train", "test"):
             m = split == s
-            topk = retrieval(model, tok, images[m], cap[m], captions, ks=tuple(cfg["ks"]))
+            topk = retrieval(model, tok, images[m], cap[m], captions, ks=tuple(cfg.ks))
             scores.append({"pairing": name, "split": s, "n_images": int(m.sum()), "n_captions": len(captions),
                            **{f"top{k}": round(v, 4) for k, v in topk.items()}})
         models[name] = (model, tok)

@@ -1,116 +1,128 @@
-"""Datasets -> manifest: PACS-style folders or the Hugging Face parquet layout of ``flwrlabs/pacs``.
+"""Datasets -> manifest: ``<domain>/<class>/<image>`` folders or the Hugging Face parquet layout.
 
 PACS (Li, Yang, Song, Hospedales, "Deeper, Broader and Artier Domain Generalization", ICCV 2017):
-4 domains x 7 classes, 9,991 images. Every image is validated (fully decoded) and identified by the
+4 domains x 7 classes, 9,991 images; any DomainBed-style dataset laid out the same way works.
+Every image is validated (fully decoded, :func:`pipeline.images.check_image`) and identified by the
 sha256 of its bytes; the train/test split is a deterministic function of that hash.
+
+Two outputs, so that nothing downstream depends on *where* the files are:
+
+* the **manifest** (``MANIFEST_COLUMNS``: image_id, domain, class, label, split) holds content only,
+  sorted by (domain, class, image_id): the same images reached through another ``data.root`` give a
+  byte-identical manifest, and no later stage reruns;
+* the **locator** (``LOCATOR_COLUMNS``: image_id, path, row-aligned with the manifest) says where
+  to read each image's bytes. Only the stages that read pixels open it.
+
+Dataset rules (``data.on_bad_image``: ``fail`` stops at the first problem with one line naming it,
+``skip`` logs it and lists it in the report): hidden files and folders are ignored at any depth;
+an unreadable / zero-byte / non-image file, a file or folder outside ``<domain>/<class>/``, a
+listed domain or class without a folder, a class folder without images, and a (domain, class)
+that ``data.test_fraction`` leaves without a train or a test image are each a problem. The label
+space is always ``data.classes`` (label = index in that list): a skipped class keeps its label.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import io
-import json
 import logging
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from PIL import Image
 from tqdm.auto import tqdm
+
+from .errors import BadInputError
+from .images import IMAGE_SUFFIXES, PARQUET_ROW_SEP, check_image, read_image_bytes
+from .params import Data
+from .store import read_table, write_table
 
 log = logging.getLogger(__name__)
 
 PACS_DOMAINS = ["photo", "art_painting", "cartoon", "sketch"]
 PACS_CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-PARQUET_ROW_SEP = "#"  # "<file.parquet>#<row>" addresses an image stored inside a parquet file
-MANIFEST_COLUMNS = ["image_id", "path", "domain", "class", "label", "split"]
-
-
-class BadInputError(ValueError):
-    """Input that the pipeline refuses; the message names the file or the param at fault."""
+MANIFEST_COLUMNS = ["image_id", "domain", "class", "label", "split"]
+LOCATOR_COLUMNS = ["image_id", "path"]
 
 
 @dataclass(frozen=True)
-class Skipped:
-    path: str
+class Problem:
+    """One thing wrong with the dataset: a file (``path``) or a (domain, class) cell; ``reason`` is a
+    deterministic string (no object reprs), so reports are reproducible."""
+
     reason: str
+    path: str | None = None
+    domain: str | None = None
+    cls: str | None = None
+
+    def where(self) -> str:
+        return self.path or "/".join(x for x in (self.domain, self.cls) if x)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in (("path", self.path), ("domain", self.domain), ("class", self.cls),
+                                  ("reason", self.reason)) if v is not None}
 
 
-# --------------------------------------------------------------------------- reading images
-@functools.lru_cache(maxsize=2)
-def _parquet_images(file: str) -> list:
-    col = pq.read_table(file, columns=["image"]).column("image").to_pylist()
-    return [c["bytes"] if isinstance(c, dict) else c for c in col]
-
-
-def read_image_bytes(path: str) -> bytes:
-    """Bytes of an image file, or of row ``k`` of a parquet file addressed as ``file.parquet#k``."""
-    if PARQUET_ROW_SEP in path and path.split(PARQUET_ROW_SEP)[0].endswith(".parquet"):
-        file, row = path.rsplit(PARQUET_ROW_SEP, 1)
-        return _parquet_images(file)[int(row)]
-    return Path(path).read_bytes()
-
-
-def decode_image(data: bytes) -> Image.Image:
-    """Fully decode ``data`` to an RGB PIL image (raises on truncated / non-image data)."""
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img.convert("RGB")
-
-
-def check_image(data: bytes) -> str | None:
-    """None if ``data`` decodes completely as an image, else a short reason."""
-    if not data:
-        return "zero-byte file"
-    try:
-        decode_image(data)
-    except Exception as exc:  # PIL raises several types: UnidentifiedImageError, OSError, SyntaxError
-        return f"unreadable image ({type(exc).__name__}: {exc})"
-    return None
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 # --------------------------------------------------------------------------- scanning layouts
-def _unexpected(folder: Path, allowed: list[str], level: str, param: str) -> list[Skipped]:
-    """Files, and folders not in ``allowed``, directly inside ``folder`` (dotfiles ignored)."""
+def _image_files(folder: Path) -> tuple[list[Path], list[Problem]]:
+    """Image files under ``folder`` at any depth, hidden files and folders pruned; other files are problems."""
+    files, problems = [], []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        for name in sorted(n for n in names if not _hidden(n)):
+            f = Path(top) / name
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+            else:
+                problems.append(Problem(f"not an image file extension ({f.suffix or 'none'})", path=str(f)))
+    return files, problems
+
+
+def _strays(folder: Path, allowed: list[str], level: str, param: str) -> list[Problem]:
+    """Files, and folders not in ``allowed``, directly inside ``folder`` (hidden entries ignored)."""
     out = []
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if _hidden(entry.name):
             continue
         if not entry.is_dir():
-            out.append(Skipped(str(entry), "file outside <domain>/<class>/"))
+            out.append(Problem("file outside <domain>/<class>/", path=str(entry)))
         elif entry.name not in allowed:
-            out.append(Skipped(str(entry), f"unknown {level} folder ({param} = {allowed})"))
+            out.append(Problem(f"{level} folder not listed in {param}", path=str(entry)))
     return out
 
 
-def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Skipped]]:
-    """``root/<domain>/<class>/<image>``; anything else is reported as skipped."""
-    records, skipped = [], _unexpected(root, domains, "domain", "data.domains")
+def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Problem]]:
+    """``root/<domain>/<class>/**/<image>``; anything else is a problem."""
+    records, problems = [], _strays(root, domains, "domain", "data.domains")
     for domain in domains:
         ddir = root / domain
         if not ddir.is_dir():
-            raise BadInputError(f"data.root={root}: no folder for domain {domain!r} listed in data.domains")
-        skipped += _unexpected(ddir, classes, "class", "data.classes")
+            problems.append(Problem("no folder for this domain of data.domains", domain=domain))
+            continue
+        problems += _strays(ddir, classes, "class", "data.classes")
         for label, cls in enumerate(classes):
             cdir = ddir / cls
             if not cdir.is_dir():
+                problems.append(Problem("no folder for this class of data.classes", domain=domain, cls=cls))
                 continue
-            for f in sorted(cdir.rglob("*")):
-                if f.name.startswith(".") or f.is_dir():
-                    continue
-                if f.suffix.lower() not in IMAGE_SUFFIXES:
-                    skipped.append(Skipped(str(f), f"not an image file extension ({f.suffix or 'none'})"))
-                    continue
-                records.append({"path": str(f), "domain": domain, "class": cls, "label": label})
-    return records, skipped
+            files, bad = _image_files(cdir)
+            problems += bad
+            if not files:
+                problems.append(Problem("class folder holds no image file", domain=domain, cls=cls))
+            records += [{"path": str(f), "domain": domain, "class": cls, "label": label} for f in files]
+    return records, problems
 
 
 def _hf_class_names(file: Path) -> list[str] | None:
     """ClassLabel names that the ``datasets`` library stores in the parquet schema metadata."""
+    import json
+
     meta = pq.read_schema(file).metadata or {}
     try:
         info = json.loads(meta[b"huggingface"])
@@ -119,9 +131,9 @@ def _hf_class_names(file: Path) -> list[str] | None:
         return None
 
 
-def _scan_hf_parquet(files: list[Path], domains: list[str], classes: list[str]) -> tuple[list[dict], list[Skipped]]:
+def _scan_hf_parquet(files: list[Path], domains: list[str], classes: list[str]) -> tuple[list[dict], list[Problem]]:
     """Hugging Face ``flwrlabs/pacs`` layout: columns ``image`` ({bytes, path}), ``domain``, ``label``."""
-    records, skipped = [], []
+    records, problems = [], []
     for file in files:
         cols = pq.read_schema(file).names
         missing = {"image", "domain", "label"} - set(cols)
@@ -133,23 +145,23 @@ def _scan_hf_parquet(files: list[Path], domains: list[str], classes: list[str]) 
             addr = f"{file}{PARQUET_ROW_SEP}{row}"
             cls = names[int(label)] if 0 <= int(label) < len(names) else None
             if domain not in domains:
-                skipped.append(Skipped(addr, f"unknown domain {domain!r} (data.domains = {domains})"))
+                problems.append(Problem(f"domain {domain!r} not listed in data.domains", path=addr))
             elif cls not in classes:
-                skipped.append(Skipped(addr, f"unknown class {cls!r} (label {label}; data.classes = {classes})"))
+                problems.append(Problem(f"class {cls!r} (label {label}) not listed in data.classes", path=addr))
             else:
                 records.append({"path": addr, "domain": domain, "class": cls, "label": classes.index(cls)})
-    return records, skipped
+    return records, problems
 
 
 def parquet_files(root: Path) -> list[Path]:
     """Parquet files of a HF dataset at ``root`` (a file, or a folder such as ``data/train-*.parquet``)."""
     if root.is_file():
         return [root] if root.suffix == ".parquet" else []
-    return sorted(root.rglob("*.parquet"))
+    return sorted(p for p in root.rglob("*.parquet") if not any(_hidden(x) for x in p.relative_to(root).parts))
 
 
-def scan(root: str | Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Skipped]]:
-    """Find every candidate image under ``root`` in either supported layout."""
+def scan(root: str | Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Problem]]:
+    """Every candidate image under ``root`` in either supported layout, and every problem found."""
     root = Path(root)
     if not root.exists():
         raise BadInputError(f"data.root={root} does not exist")
@@ -162,16 +174,64 @@ def scan(root: str | Path, domains: list[str], classes: list[str]) -> tuple[list
     return _scan_hf_parquet(files, domains, classes)
 
 
+# --------------------------------------------------------------------------- validation cache
+class ValidationCache:
+    """What :func:`build_manifest` learnt about each file, kept across runs in ``path`` (Parquet):
+    the sha256 of a file with a given (path, size, mtime) -- the test git and DVC use to skip rehashing --
+    and whether the bytes with a given sha256 decode. An unchanged dataset is rescanned without
+    reading an image; a relocated one is re-read and hashed but not decoded again."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self.digest: dict[str, str] = {}  # stat key -> sha256
+        self.verdict: dict[str, str] = {}  # sha256 -> "" (valid) or the reason it is not
+        if self.path and self.path.is_file():
+            try:
+                df = read_table(self.path)[0]
+            except Exception as exc:  # a corrupt cache is rebuilt, never trusted
+                log.warning("ignoring unreadable validation cache %s (%s)", self.path, exc)
+            else:
+                self.digest = dict(zip(df["key"], df["image_id"]))
+                self.verdict = dict(zip(df["image_id"], df["reason"]))
+
+    @staticmethod
+    def key(path: str) -> str | None:
+        file = path.split(PARQUET_ROW_SEP)[0] if PARQUET_ROW_SEP in path else path
+        try:
+            st = os.stat(file)
+        except OSError:
+            return None
+        return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+    def check(self, path: str) -> tuple[str | None, str | None]:
+        """(sha256, None) for a valid image, (sha256 or None, reason) otherwise."""
+        key = self.key(path)
+        digest = self.digest.get(key) if key else None
+        if digest is not None and digest in self.verdict:
+            return digest, self.verdict[digest] or None
+        try:
+            data = read_image_bytes(path)
+        except OSError as exc:
+            return None, f"cannot read ({type(exc).__name__}: {exc.strerror or exc})"
+        digest = hashlib.sha256(data).hexdigest()
+        reason = self.verdict.get(digest, None)
+        if reason is None:
+            reason = check_image(data) or ""
+        if key:
+            self.digest[key] = digest
+        self.verdict[digest] = reason
+        return digest, reason or None
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        keys = list(self.digest)
+        df = pd.DataFrame({"key": keys, "image_id": [self.digest[k] for k in keys],
+                           "reason": [self.verdict.get(self.digest[k], "") for k in keys]})
+        write_table(self.path, df)
+
+
 # --------------------------------------------------------------------------- manifest
-def _hash_and_check(path: str) -> tuple[str | None, str | None]:
-    try:
-        data = read_image_bytes(path)
-    except OSError as exc:
-        return None, f"cannot read ({exc})"
-    reason = check_image(data)
-    return (hashlib.sha256(data).hexdigest(), None) if reason is None else (None, reason)
-
-
 def unit_hash(key: str) -> float:
     """Deterministic uniform number in [0, 1) from a string (first 64 bits of its sha256)."""
     return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) / 2.0**64
@@ -179,74 +239,116 @@ def unit_hash(key: str) -> float:
 
 def assign_split(df: pd.DataFrame, test_fraction: float, seed: int = 0) -> pd.Series:
     """Deterministic stratified split: in each (domain, class) the round(f*n) images with the
-    smallest ``unit_hash(seed:image_id)`` are ``test`` (at least one when n >= 2 and f > 0)."""
-    if not 0.0 <= test_fraction < 1.0:
-        raise BadInputError(f"data.test_fraction={test_fraction} must be in [0, 1)")
+    smallest ``unit_hash(seed:image_id)`` are ``test`` (at least one when n >= 2)."""
+    if not 0.0 < test_fraction < 1.0:
+        raise BadInputError(f"data.test_fraction={test_fraction} must be in (0, 1)")
     u = df["image_id"].map(lambda h: unit_hash(f"{seed}:{h}"))
     split = pd.Series("train", index=df.index)
     for _, idx in df.groupby(["domain", "class"]).groups.items():
         n = len(idx)
         k = int(math.floor(test_fraction * n + 0.5))
-        if test_fraction > 0 and n >= 2:
+        if n >= 2:
             k = max(k, 1)
         order = u.loc[idx].sort_values(kind="stable").index[:k]
         split.loc[order] = "test"
     return split
 
 
-def build_manifest(root: str | Path, domains: list[str] | None = None, classes: list[str] | None = None,
-                   test_fraction: float = 0.2, on_bad_image: str = "fail", seed: int = 0,
-                   workers: int = 4) -> tuple[pd.DataFrame, dict]:
-    """Scan, validate and hash every image; return (manifest, report).
+def coverage_problems(df: pd.DataFrame, domains: list[str], classes: list[str], test_fraction: float) -> list[Problem]:
+    """Every listed (domain, class) that has no valid image, or no train / no test image."""
+    counts = df.groupby(["domain", "class", "split"]).size()
+    out = []
+    for d in domains:
+        if not (df["domain"] == d).any():
+            continue  # reported by the scan (no folder) or below (no valid image at all)
+        for c in classes:
+            n = {s: int(counts.get((d, c, s), 0)) for s in ("train", "test")}
+            if not n["train"] and not n["test"]:
+                out.append(Problem("no valid image", domain=d, cls=c))
+            elif not n["train"] or not n["test"]:
+                lacking = "train" if not n["train"] else "test"
+                out.append(Problem(f"{n['train'] + n['test']} image(s): data.test_fraction={test_fraction} leaves "
+                                   f"no {lacking} image", domain=d, cls=c))
+    return out
 
-    ``on_bad_image='fail'`` raises :class:`BadInputError` naming the first bad file;
-    ``'skip'`` logs each one and lists it in the report.
+
+def _fail(p: Problem, root):
+    where = p.where() if p.path else f"data.root={root}: {p.where()}"
+    raise BadInputError(f"{where}: {p.reason} (set data.on_bad_image: skip to go on without it)")
+
+
+def build_manifest(root: str | Path, data: Data = Data(), cache: str | Path | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Scan ``root``, validate and hash every image; return (manifest, locator, report).
+
+    ``data``: the ``data`` params (domains, classes, test_fraction, split_seed, on_bad_image, workers).
+    ``on_bad_image='fail'`` raises :class:`BadInputError` naming the first problem (file, or
+    domain / class and the param); ``'skip'`` logs each one and lists it in the report.
+    ``cache``: a :class:`ValidationCache` file (None: validate everything from scratch).
     """
-    if on_bad_image not in ("fail", "skip"):
-        raise BadInputError(f"data.on_bad_image={on_bad_image!r} must be 'fail' or 'skip'")
-    domains = list(domains or PACS_DOMAINS)
-    classes = list(classes or PACS_CLASSES)
-    records, skipped = scan(root, domains, classes)
-    if skipped and on_bad_image == "fail":
-        s = skipped[0]
-        raise BadInputError(f"{s.path}: {s.reason} (set data.on_bad_image: skip to skip such files)")
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(_hash_and_check, [r["path"] for r in records]), total=len(records),
+    domains, classes, test_fraction, on_bad_image = data.domains, data.classes, data.test_fraction, data.on_bad_image
+    records, problems = scan(root, domains, classes)
+    if problems and on_bad_image == "fail":
+        _fail(problems[0], root)
+    vc = ValidationCache(cache)
+    with ThreadPoolExecutor(data.workers) as pool:
+        results = list(tqdm(pool.map(vc.check, [r["path"] for r in records]), total=len(records),
                             desc="prepare: hash+validate", unit="img", mininterval=2))
+    vc.save()
     rows = []
     for rec, (digest, reason) in zip(records, results):
         if reason is not None:
+            p = Problem(reason, path=rec["path"])
             if on_bad_image == "fail":
-                raise BadInputError(f"{rec['path']}: {reason} (set data.on_bad_image: skip to skip such files)")
-            skipped.append(Skipped(rec["path"], reason))
+                _fail(p, root)
+            problems.append(p)
             continue
         rows.append({"image_id": digest, **rec})
-    for s in skipped:
-        log.warning("skipped %s: %s", s.path, s.reason)
     df = pd.DataFrame(rows, columns=["image_id", "path", "domain", "class", "label"])
     if df.empty:
-        raise BadInputError(f"data.root={root}: no valid images found")
-    df["split"] = assign_split(df, test_fraction, seed)
-    df = df[MANIFEST_COLUMNS].sort_values(["domain", "class", "path"], key=_domain_order(domains)).reset_index(drop=True)
-    return df, manifest_report(df, skipped, domains)
+        raise BadInputError(f"data.root={root}: no valid image of data.domains x data.classes found")
+    df["split"] = assign_split(df, test_fraction, data.split_seed)
+    rank = {"domain": {d: i for i, d in enumerate(domains)}, "class": {c: i for i, c in enumerate(classes)}}
+    df = df.sort_values(["domain", "class", "image_id", "path"], key=lambda c: c.map(rank[c.name]) if c.name in rank
+                        else c, kind="stable").reset_index(drop=True)
+    cells = coverage_problems(df, domains, classes, test_fraction)
+    if cells and on_bad_image == "fail":
+        _fail(cells[0], root)
+    problems += cells
+    for p in problems:
+        log.warning("skipped %s: %s", p.where(), p.reason)
+    return df[MANIFEST_COLUMNS], df[LOCATOR_COLUMNS], manifest_report(df, problems, domains, classes, root)
 
 
-def _domain_order(domains: list[str]):
-    rank = {d: i for i, d in enumerate(domains)}
-    return lambda col: col.map(rank) if col.name == "domain" else col
-
-
-def manifest_report(df: pd.DataFrame, skipped: list[Skipped], domains: list[str]) -> dict:
-    """Counts per domain and split, duplicates, and every skipped file with its reason."""
+def manifest_report(df: pd.DataFrame, problems: list[Problem], domains: list[str], classes: list[str],
+                    root: str | Path) -> dict:
+    """Counts per domain and split, and every problem (skipped file, missing domain / class cell)."""
     counts = {d: {s: int(((df["domain"] == d) & (df["split"] == s)).sum()) for s in ("train", "test")}
               for d in domains}
+    files = [p for p in problems if p.path]
+    cells = [p for p in problems if not p.path]
     return {
         "images": int(len(df)),
         "unique_images": int(df["image_id"].nunique()),
         "per_domain": counts,
-        "skipped": len(skipped),
-        "skipped_files": [{"path": s.path, "reason": s.reason} for s in skipped],
+        "skipped": len(files),
+        "skipped_files": [{**p.to_dict(), "path": _relative(p.path, root)} for p in files],
+        "missing": [p.to_dict() for p in cells],
     }
+
+
+def _relative(path: str, root: str | Path) -> str:
+    """``path`` relative to ``data.root`` when under it: the report reads the same wherever the data lives."""
+    root = str(Path(root))
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
+
+
+def read_locator(manifest: pd.DataFrame, locator: str | Path) -> pd.Series:
+    """Path of every manifest row (row-aligned), from the locator prepare wrote beside the manifest."""
+    loc = read_table(locator)[0]
+    if len(loc) != len(manifest) or not (loc["image_id"].to_numpy() == manifest["image_id"].to_numpy()).all():
+        raise BadInputError(f"{locator} does not match the manifest (rerun `dvc repro prepare`)")
+    return loc["path"]
 
 
 def make_subset(root: str | Path, out: str | Path, per_class: int, domains: list[str] | None = None,
@@ -262,5 +364,3 @@ def make_subset(root: str | Path, out: str | Path, per_class: int, domains: list
                 if not link.exists():
                     link.symlink_to(f)
     return out
-
-

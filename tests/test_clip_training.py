@@ -4,6 +4,7 @@ import torch
 
 from pipeline.clip_training import caption_set, decode_uint8, retrieval, train
 from pipeline.data import PACS_CLASSES, build_manifest
+from pipeline.params import Data
 from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer
 
 DESCRIPTIONS = {"photo": "a photo", "sketch": "a black and white drawing"}
@@ -17,16 +18,16 @@ def test_caption_set():
 
 
 def test_decode_is_cached_uint8(pacs_subset):
-    df, _ = build_manifest(pacs_subset, list(DESCRIPTIONS), PACS_CLASSES, on_bad_image="skip")
-    x = decode_uint8(df["path"].tolist()[:4], 32)
+    _, loc, _ = build_manifest(pacs_subset, Data(domains=list(DESCRIPTIONS), on_bad_image="skip"))
+    x = decode_uint8(loc["path"].tolist()[:4], 32)
     assert x.dtype == np.uint8 and x.shape == (4, 3, 32, 32) and x.max() > 100
 
 
 def test_training_on_real_pacs_lowers_loss_and_raises_retrieval(pacs_subset):
-    df, _ = build_manifest(pacs_subset, list(DESCRIPTIONS), PACS_CLASSES, on_bad_image="skip")
+    df, loc, _ = build_manifest(pacs_subset, Data(domains=list(DESCRIPTIONS), on_bad_image="skip"))
     captions, index = caption_set(DESCRIPTIONS, PACS_CLASSES)
     cap = np.array([index[d, c] for d, c in zip(df["domain"], df["class"])])
-    images = decode_uint8(df["path"].tolist(), 32)
+    images = decode_uint8(loc["path"].tolist(), 32)
     torch.manual_seed(0)
     spec = build_spec("resnet", "gpt2", embed_dim=32, image_size=32, image={"width": 8},
                       text={"width": 32, "depth": 1, "heads": 2}, max_length=16)

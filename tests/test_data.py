@@ -2,27 +2,33 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
-from pipeline.data import (PACS_CLASSES, PACS_DOMAINS, BadInputError, assign_split, build_manifest,
-                           read_image_bytes)
+import pipeline.data as data_mod
+from pipeline.data import (LOCATOR_COLUMNS, MANIFEST_COLUMNS, PACS_CLASSES, PACS_DOMAINS, BadInputError, assign_split,
+                           build_manifest)
+from pipeline.images import read_image_bytes
+from pipeline.params import Data
+from pipeline.store import write_table
 
 
 def test_manifest_on_real_pacs_subset(pacs_subset):
-    df, rep = build_manifest(pacs_subset, test_fraction=0.2)
-    assert len(df) == 4 * 7 * 5 and rep["skipped"] == 0
-    assert list(df.columns) == ["image_id", "path", "domain", "class", "label", "split"]
-    row = df.iloc[0]
-    assert row["image_id"] == hashlib.sha256(open(row["path"], "rb").read()).hexdigest()
+    df, loc, rep = build_manifest(pacs_subset, Data(test_fraction=0.2))
+    assert len(df) == 4 * 7 * 5 and rep["skipped"] == 0 and rep["missing"] == []
+    assert list(df.columns) == MANIFEST_COLUMNS and list(loc.columns) == LOCATOR_COLUMNS
+    assert (loc["image_id"] == df["image_id"]).all()
+    assert df["image_id"].iloc[0] == hashlib.sha256(open(loc["path"].iloc[0], "rb").read()).hexdigest()
     assert (df["label"] == df["class"].map(PACS_CLASSES.index)).all()
     assert set(df["domain"]) == set(PACS_DOMAINS)
-    assert df[df.domain == "sketch"]["path"].str.endswith(".png").all()
+    assert loc[df.domain == "sketch"]["path"].str.endswith(".png").all()
     # round(0.2 * 5) = 1 test image in every (domain, class)
     assert (df[df.split == "test"].groupby(["domain", "class"]).size() == 1).all()
-    again, _ = build_manifest(pacs_subset, test_fraction=0.2)
+    again, _, _ = build_manifest(pacs_subset, Data(test_fraction=0.2))
     pd.testing.assert_frame_equal(df, again)
 
 
@@ -34,6 +40,88 @@ def test_split_is_a_function_of_content_not_order():
     assert (assign_split(df, 0.3, seed=1) != a).any()
     with pytest.raises(BadInputError, match="test_fraction"):
         assign_split(df, 1.5)
+
+
+def test_same_images_under_another_root_give_the_identical_manifest(pacs_root, tmp_path):
+    """The manifest holds content only: copies of the files in another place (other names for the
+    folders above data.root) give a byte-identical manifest; only the locator changes."""
+    a = data_mod.make_subset(pacs_root, tmp_path / "a" / "pacs", per_class=2)
+    b = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(a, b, symlinks=False)
+    (ma, la, _), (mb, lb, _) = build_manifest(a), build_manifest(b)
+    write_table(tmp_path / "ma.parquet", ma, metadata={"classes": PACS_CLASSES})
+    write_table(tmp_path / "mb.parquet", mb, metadata={"classes": PACS_CLASSES})
+    assert (tmp_path / "ma.parquet").read_bytes() == (tmp_path / "mb.parquet").read_bytes()
+    assert not set(la["path"]) & set(lb["path"])
+
+
+def _tree(root, domains=("photo", "sketch"), classes=("dog", "horse"), per_class=3):
+    """A generated <domain>/<class>/<image> tree of small PNGs (distinct bytes)."""
+    rng = np.random.default_rng(0)
+    for d in domains:
+        for c in classes:
+            (root / d / c).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / d / c / f"{i}.png")
+    return root
+
+
+def test_hidden_files_and_folders_are_ignored_at_any_depth(tmp_path):
+    root = _tree(tmp_path / "ds")
+    png = next((root / "photo" / "dog").iterdir()).read_bytes()
+    for hidden in (".thumbs/t.png", ".ipynb_checkpoints/x-checkpoint.png", "sub/.cache/deep.png", ".DS_Store"):
+        f = root / "photo" / "dog" / hidden
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(png)
+    (root / ".git").mkdir()
+    (root / ".git" / "junk.png").write_bytes(png)
+    (root / "sketch" / ".hidden_class").mkdir()
+    (root / "sketch" / "horse" / "nested").mkdir()
+    (root / "sketch" / "horse" / "nested" / "ok.png").write_bytes(png)  # a visible subfolder counts
+    d = Data(domains=["photo", "sketch"], classes=["dog", "horse"])
+    df, loc, rep = build_manifest(root, d)  # on_bad_image: fail -- nothing hidden is a problem
+    assert len(df) == 4 * 3 + 1 and rep["skipped"] == 0
+    assert not any("/." in p for p in loc["path"])
+
+
+CELL_CASES = {
+    # name: (edit the tree, Data overrides, (domain, class) named, words in the reason)
+    "empty class folder": (lambda r: [f.unlink() for f in (r / "photo" / "dog").iterdir()], {},
+                           ("photo", "dog"), "no image file"),
+    "listed class without folder": (lambda r: None, {"classes": ["dog", "horse", "zebra"]},
+                                    ("photo", "zebra"), "no folder for this class of data.classes"),
+    "listed domain without folder": (lambda r: None, {"domains": ["photo", "sketch", "cartoon"]},
+                                     ("cartoon", None), "no folder for this domain of data.domains"),
+    "no test image": (lambda r: [f.unlink() for f in sorted((r / "sketch" / "horse").iterdir())[1:]], {},
+                      ("sketch", "horse"), "leaves no test image"),
+    "no train image": (lambda r: None, {"test_fraction": 0.9}, ("photo", "dog"), "leaves no train image"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CELL_CASES))
+def test_missing_cells_fail_with_one_line_or_are_recorded_when_skipped(case, tmp_path):
+    edit, overrides, (domain, cls), words = CELL_CASES[case]
+    root = _tree(tmp_path / "ds")
+    edit(root)
+    d = Data(**{"domains": ["photo", "sketch"], "classes": ["dog", "horse"], **overrides})
+    where = f"{domain}/{cls}" if cls else domain
+    with pytest.raises(BadInputError, match=f"{where}: .*{words}") as err:
+        build_manifest(root, d)
+    assert "\n" not in str(err.value) and "data.on_bad_image: skip" in str(err.value)
+
+    df, loc, rep = build_manifest(root, d.model_copy(update={"on_bad_image": "skip"}))
+    assert {"domain": domain, **({"class": cls} if cls else {})}.items() <= rep["missing"][0].items()
+    assert words in rep["missing"][0]["reason"]
+    # the label space never changes: labels index data.classes, whatever is missing
+    assert (df["label"] == df["class"].map(d.classes.index)).all()
+
+
+def test_domain_and_class_lists_may_not_be_empty():
+    from pipeline.params import ParamsError, parse_params
+
+    for key in ("domains", "classes"):
+        with pytest.raises(ParamsError, match=f"data.{key}"):
+            parse_params({"data": {key: []}})
 
 
 @pytest.fixture
@@ -51,52 +139,72 @@ def dirty_root(pacs_root, tmp_path):
         "zero": root / "cartoon" / "horse" / "empty.jpg",
         "text": root / "art_painting" / "house" / "notes.jpg",
         "unknown_class": root / "sketch" / "zebra",
+        "stray_file": root / "photo" / "readme.txt",
     }
     bad["truncated"].write_bytes(good[: len(good) // 2])
     bad["zero"].write_bytes(b"")
     bad["text"].write_text("this is not a jpeg\n")
     bad["unknown_class"].mkdir()
     shutil.copy(sorted((pacs_root / "sketch" / "dog").iterdir())[0], bad["unknown_class"] / "z.png")
+    bad["stray_file"].write_text("notes")
     return root, bad
 
 
-def test_bad_files_skip_logs_and_counts(dirty_root, caplog):
+def test_bad_files_skip_logs_and_counts_with_deterministic_reasons(dirty_root, caplog, tmp_path):
     root, bad = dirty_root
-    df, rep = build_manifest(root, on_bad_image="skip")
+    df, _, rep = build_manifest(root, Data(on_bad_image="skip"))
     assert len(df) == 4 * 7 * 2
-    assert rep["skipped"] == 4
+    assert rep["skipped"] == 5
     reasons = {s["path"]: s["reason"] for s in rep["skipped_files"]}
-    assert "unknown class folder" in reasons[str(bad["unknown_class"])]
-    assert "zero-byte" in reasons[str(bad["zero"])]
-    assert "unreadable image" in reasons[str(bad["truncated"])]
-    assert "unreadable image" in reasons[str(bad["text"])]
+    assert "class folder not listed in data.classes" in reasons["sketch/zebra"]
+    assert "zero-byte" in reasons["cartoon/horse/empty.jpg"]
+    assert "unreadable image" in reasons["photo/dog/truncated.jpg"]
+    assert "unreadable image" in reasons["art_painting/house/notes.jpg"]
+    assert "outside <domain>/<class>/" in reasons["photo/readme.txt"]
     for p in bad.values():
         assert str(p) in caplog.text
+    # reproducible: the same report, byte for byte, from a fresh process-like rerun (no object reprs)
+    _, _, again = build_manifest(root, Data(on_bad_image="skip"), cache=tmp_path / "v.parquet")
+    assert json.dumps(again) == json.dumps(rep) and " at 0x" not in json.dumps(rep)
 
 
-@pytest.mark.parametrize("kind", ["truncated", "zero", "text", "unknown_class"])
+@pytest.mark.parametrize("kind", ["truncated", "zero", "text", "unknown_class", "stray_file"])
 def test_bad_files_fail_names_the_file(dirty_root, kind):
     root, bad = dirty_root
     for other, p in bad.items():  # keep only one bad item
         if other != kind:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     with pytest.raises(BadInputError, match=str(bad[kind])):
-        build_manifest(root, on_bad_image="fail")
+        build_manifest(root, Data(on_bad_image="fail"))
+
+
+def test_validation_cache_skips_decoding_unchanged_and_moved_files(pacs_root, tmp_path, monkeypatch):
+    root = data_mod.make_subset(pacs_root, tmp_path / "a", per_class=2)
+    cache = tmp_path / "cache" / "validated.parquet"
+    first = build_manifest(root, cache=cache)
+    calls = []
+    monkeypatch.setattr(data_mod, "check_image", lambda b: calls.append(1))
+    monkeypatch.setattr(data_mod, "read_image_bytes", lambda p: (_ for _ in ()).throw(AssertionError(p)))
+    again = build_manifest(root, cache=cache)  # unchanged files: file stats only, no read, no decode
+    pd.testing.assert_frame_equal(first[0], again[0])
+    monkeypatch.setattr(data_mod, "read_image_bytes", read_image_bytes)
+    moved = tmp_path / "b"
+    shutil.copytree(root, moved)  # new paths: read and hashed again, never decoded again
+    pd.testing.assert_frame_equal(first[0], build_manifest(moved, cache=cache)[0])
+    assert calls == []
 
 
 def test_bad_params_are_named(pacs_subset, tmp_path):
-    with pytest.raises(BadInputError, match="on_bad_image"):
-        build_manifest(pacs_subset, on_bad_image="ignore")
     with pytest.raises(BadInputError, match="data.root"):
         build_manifest(tmp_path / "missing")
-    with pytest.raises(BadInputError, match="mars"):
-        build_manifest(pacs_subset, domains=["photo", "mars"])
+    with pytest.raises(BadInputError, match="mars: no folder for this domain of data.domains"):
+        build_manifest(pacs_subset, Data(domains=[*PACS_DOMAINS, "mars"]))
 
 
 def test_hugging_face_parquet_layout(pacs_subset, tmp_path):
     """flwrlabs/pacs: image {bytes, path}, domain string, label ClassLabel (names in HF metadata)."""
-    folder, _ = build_manifest(pacs_subset)
-    images = [{"bytes": open(p, "rb").read(), "path": p.split("/")[-1]} for p in folder["path"]]
+    folder, loc, _ = build_manifest(pacs_subset)
+    images = [{"bytes": open(p, "rb").read(), "path": p.split("/")[-1]} for p in loc["path"]]
     table = pa.table({"image": images, "domain": folder["domain"].tolist(), "label": folder["label"].tolist()})
     hf = {"info": {"features": {"image": {"_type": "Image"}, "domain": {"dtype": "string", "_type": "Value"},
                                 "label": {"names": PACS_CLASSES, "_type": "ClassLabel"}}}}
@@ -104,10 +212,8 @@ def test_hugging_face_parquet_layout(pacs_subset, tmp_path):
     (tmp_path / "data").mkdir()
     pq.write_table(table.slice(0, 70), tmp_path / "data" / "train-00000-of-00002.parquet")
     pq.write_table(table.slice(70), tmp_path / "data" / "train-00001-of-00002.parquet")
-    df, rep = build_manifest(tmp_path)
+    df, hloc, rep = build_manifest(tmp_path)
     assert rep["skipped"] == 0
-    key = ["image_id", "domain", "class", "label", "split"]
-    pd.testing.assert_frame_equal(df[key].sort_values("image_id").reset_index(drop=True),
-                                  folder[key].sort_values("image_id").reset_index(drop=True))
-    assert "#" in df["path"].iloc[0]
-    assert hashlib.sha256(read_image_bytes(df["path"].iloc[3])).hexdigest() == df["image_id"].iloc[3]
+    pd.testing.assert_frame_equal(df, folder)  # content-only manifests: identical whatever the layout
+    assert "#" in hloc["path"].iloc[0]
+    assert hashlib.sha256(read_image_bytes(hloc["path"].iloc[3])).hexdigest() == df["image_id"].iloc[3]
