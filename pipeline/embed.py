@@ -29,9 +29,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .data import decode_image, read_image_bytes
+from .images import decode_image, read_image_bytes
 from .encoders import Encoder, provenance, run_tower
 from .featcache import FeatureCache
+from .params import Embed, project_path
+from .errors import NonFiniteError
 
 RUNTIMES = ("auto", "torch", "onnx")
 log = logging.getLogger(__name__)
@@ -174,6 +176,11 @@ def embed_blocks(blocks: list[pd.DataFrame], encoder: Encoder, run: Callable, ca
     with tqdm(total=total, desc="embed images", unit="img", disable=not progress, mininterval=2) as bar:
         for block in blocks:
             emb, _ = embed_images(block["path"].tolist(), encoder, batch_size, workers, run=run, bar=bar)
+            bad = ~np.isfinite(emb).all(axis=1)
+            if bad.any():  # never cache a NaN: every later read would refuse the store
+                raise NonFiniteError(f"embed_images: {block['path'].iloc[int(np.flatnonzero(bad)[0])]} gives a "
+                                     f"non-finite embedding with model {encoder.name!r} ({int(bad.sum())} image(s) "
+                                     f"in its block of {len(block)})")
             cache.write_shard(block["image_id"].tolist(), emb, info)
     return total
 
@@ -266,3 +273,19 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
     embedded = int(sum(int(r["images"]) for r in done))
     return cache, run_stats(embedded, reused, 0, time.perf_counter() - t0,
                             {"engine": "ray", "actors": actors, "batch_size": batch_size})
+
+
+def embed_manifest(df: pd.DataFrame, encoder: Encoder, e: Embed, shard: tuple[int, int] = (0, 1),
+                   engine: str = "local", progress: bool = True) -> tuple[FeatureCache, dict]:
+    """What stage embed_images runs: the manifest rows' images (``image_id``, ``path``) the cache lacks,
+    embedded by ``engine`` (local | ray) with the ``embed`` params; the cache is ``embed.cache_dir``
+    resolved against the project (:func:`pipeline.params.project_path`), so that experiments run in
+    temporary copies of the project share it."""
+    if engine not in ("local", "ray") or (engine == "ray" and shard != (0, 1)):
+        raise ValueError(f"embed.engine={engine!r}: choose local or ray (--shard runs locally only)")
+    common = dict(batch_size=e.batch_size, shard_size=e.shard_size, workers=e.workers, runtime=e.runtime,
+                  threads=e.threads, progress=progress)
+    cache_dir = project_path(e.cache_dir)
+    if engine == "ray":
+        return embed_with_ray(df, encoder, cache_dir, device=e.device, **common, **e.ray.model_dump())
+    return embed_to_cache(df, encoder, cache_dir, shard=shard, **common)

@@ -83,7 +83,7 @@ class FeatureCache:
         missing = ~df["image_id"].isin(index.index)
         if missing.any():
             raise RuntimeError(f"{self.dir}: {int(missing.sum())} manifest images have no cached embedding "
-                               f"(first: {df.loc[missing, 'path'].iloc[0]}); run embed_images without --shard")
+                               f"(first: image_id {df.loc[missing, 'image_id'].iloc[0]}); run embed_images without --shard")
 
         @lru_cache(maxsize=2)
         def shard(name: str) -> np.ndarray:

@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import NonFiniteError
+
 EMBEDDING = "embedding"
 META_KEY = b"pipeline"
 _UMASK = os.umask(0)
@@ -104,8 +106,26 @@ def write_table(path: str | Path, df: pd.DataFrame, embeddings: np.ndarray | Non
         writer.write(df, embeddings)
 
 
+IDENTIFYING = ("image_id", "domain", "class", "text", "kind", "style")  # columns that name a row in a message
+
+
+def describe_row(df: pd.DataFrame, row: int) -> str:
+    """``col=value`` of the columns that identify row ``row`` (for error messages)."""
+    return ", ".join(f"{c}={df[c].iloc[row]}" for c in IDENTIFYING if c in df.columns)
+
+
+def check_finite(path, df: pd.DataFrame, emb: np.ndarray) -> None:
+    """Refuse an embedding matrix with a NaN / inf, naming the store, the first bad row and how many."""
+    bad = ~np.isfinite(emb).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise NonFiniteError(f"{path}: row {row} ({describe_row(df, row)}) has a non-finite embedding "
+                             f"({int(bad.sum())} row(s) in all); nothing downstream may use it")
+
+
 def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
-    """Read a store written by :func:`write_table`: (columns, embedding matrix or None, metadata)."""
+    """Read a store written by :func:`write_table`: (columns, embedding matrix or None, metadata).
+    A NaN / inf embedding is refused (:class:`NonFiniteError`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
@@ -117,7 +137,10 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]
         dim = col.type.list_size
         emb = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
         table = table.drop_columns([EMBEDDING])
-    return table.to_pandas(), emb, meta
+    df = table.to_pandas()
+    if emb is not None:
+        check_finite(path, df, emb)
+    return df, emb, meta
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -134,9 +157,25 @@ def check_same_model(path_a, meta_a: dict, path_b, meta_b: dict) -> None:
                              f"({key}: {meta_a.get(key)!r} vs {meta_b.get(key)!r}); rerun `dvc repro`")
 
 
-def read_feature_stores(images: str | Path, prompts: str | Path):
-    """Both feature stores, refused if different models embedded them: (img, X, txt, T)."""
-    img, X, img_meta = read_table(images)
+def read_feature_stores(images: str | Path, prompts: str | Path, locator: str | Path | None = "data/paths.parquet"):
+    """Both feature stores, refused if different models embedded them: (img, X, txt, T). A non-finite
+    image embedding is refused naming the image's path (from ``locator``, prepare's image_id -> path)."""
+    try:
+        img, X, img_meta = read_table(images)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{exc}{_paths_of(exc, locator)}") from None
     txt, T, txt_meta = read_table(prompts)
     check_same_model(images, img_meta, prompts, txt_meta)
     return img, X, txt, T
+
+
+def _paths_of(exc: NonFiniteError, locator) -> str:
+    """'; image file: <path>' for the image_id an error names, when the locator knows it."""
+    import re
+
+    found = re.search(r"image_id=([0-9a-f]{64})", str(exc))
+    if not found or not locator or not Path(locator).is_file():
+        return ""
+    loc = pq.read_table(locator).to_pandas()
+    paths = loc.loc[loc["image_id"] == found.group(1), "path"]
+    return f"; image file: {paths.iloc[0]}" if len(paths) else ""

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.data import MANIFEST_COLUMNS, build_manifest, make_subset
+from pipeline.data import LOCATOR_COLUMNS, MANIFEST_COLUMNS, build_manifest, make_subset
 from pipeline.embed import embed_to_cache, embed_with_ray, image_runtime, parse_shard, plan_blocks
 from pipeline.encoders import load_encoder, provenance
 from pipeline.featcache import FeatureCache
@@ -34,7 +34,8 @@ def sha(path: Path) -> str:
 @pytest.fixture(scope="module")
 def manifest6(pacs_root, tmp_path_factory) -> pd.DataFrame:
     """6 real PACS images per domain x class (168)."""
-    return build_manifest(make_subset(pacs_root, tmp_path_factory.mktemp("pacs6"), per_class=6))[0]
+    manifest, locator, _ = build_manifest(make_subset(pacs_root, tmp_path_factory.mktemp("pacs6"), per_class=6))
+    return manifest.assign(path=locator["path"].to_numpy())
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_incremental_reuse_counts_on_real_pacs(manifest6, encoder, tiny_clip, tm
     stats = embed_and_assemble(fewer, encoder, tmp_path / "c", tmp_path / "c.parquet")
     assert (stats["embedded"], stats["reused"]) == (0, 148)
     c, Xc, _ = read_table(tmp_path / "c.parquet")
-    assert len(c) == 149 and c["path"].tolist() == fewer["path"].tolist()
+    assert len(c) == 149 and c["image_id"].tolist() == fewer["image_id"].tolist() and "path" not in c
     np.testing.assert_array_equal(Xc[-1], Xc[0])
     rows = {h: i for i, h in enumerate(b["image_id"])}
     np.testing.assert_array_equal(Xc[:-1], Xb[[rows[h] for h in c["image_id"][:-1]]])
@@ -105,13 +106,14 @@ def write_stage_inputs(tmp_path: Path, df: pd.DataFrame, model: Path, **embed) -
                         "ray": {"address": None, "actors": 2, "cpus_per_actor": 1, "gpus_per_actor": 0}, **embed}}
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    write_table(tmp_path / "manifest.parquet", df)
+    write_table(tmp_path / "manifest.parquet", df[MANIFEST_COLUMNS])
+    write_table(tmp_path / "paths.parquet", df[LOCATOR_COLUMNS])
     return tmp_path
 
 
 def stage(cwd: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / "stages" / "embed_images.py"), "--params", "params.yaml",
-                             "--manifest", "manifest.parquet", "--out", "images.parquet", "--report", "embed.json",
+                             "--manifest", "manifest.parquet", "--locator", "paths.parquet", "--out", "images.parquet", "--report", "embed.json",
                              *extra], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
 

@@ -4,7 +4,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.store import TableWriter, atomic_path, check_same_model, read_metadata, read_table, write_table
+from pathlib import Path
+
+from pipeline.errors import NonFiniteError
+from pipeline.store import (TableWriter, atomic_path, check_same_model, read_feature_stores, read_metadata, read_table,
+                            write_table)
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_roundtrip_embeddings_and_metadata(tmp_path):
@@ -63,3 +69,45 @@ def test_streamed_store_equals_one_shot_and_is_atomic(tmp_path):
     with pytest.raises(ValueError, match="nothing was written"), TableWriter(tmp_path / "empty.parquet"):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.parquet", "parts.parquet"]
+
+
+def _stores(tmp_path, bad_row=None):
+    """An image store (ids only, no paths), a prompt store and prepare's locator; row ``bad_row`` NaN."""
+    ids = [f"{i:064x}" for i in range(6)]
+    img = pd.DataFrame({"image_id": ids, "domain": ["photo", "sketch"] * 3, "class": "dog", "label": 0,
+                        "split": "test"})
+    X = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    if bad_row is not None:
+        X[bad_row, 2] = np.nan
+    meta = {"model": "m", "weight_sha256": "w"}
+    write_table(tmp_path / "features" / "images.parquet", img, X, meta)
+    txt = pd.DataFrame({"text": ["a photo", "a sketch"], "kind": "domain", "domain": ["photo", "sketch"], "class": None})
+    write_table(tmp_path / "features" / "prompts.parquet", txt, np.ones((2, 4), np.float32), meta)
+    write_table(tmp_path / "data" / "paths.parquet", pd.DataFrame({"image_id": ids, "path": [f"/data/{i}.jpg" for i in range(6)]}))
+    return tmp_path
+
+
+def test_a_non_finite_embedding_is_refused_naming_the_store_row_and_image_path(tmp_path):
+    root = _stores(tmp_path, bad_row=4)
+    with pytest.raises(NonFiniteError, match=r"features/images.parquet: row 4 \(image_id=0{63}4, domain=photo"):
+        read_table(root / "features" / "images.parquet")
+    with pytest.raises(NonFiniteError, match="image file: /data/4.jpg"):
+        read_feature_stores(root / "features" / "images.parquet", root / "features" / "prompts.parquet",
+                            root / "data" / "paths.parquet")
+
+
+@pytest.mark.parametrize("stage", ["similarity", "domain_gap", "diagnostics", "evaluate"])
+def test_every_feature_stage_stops_on_a_nan_with_one_line(stage, tmp_path):
+    """Each stage that reads the image store refuses it (rc 1, one line naming the path), before any output."""
+    import os
+    import subprocess
+    import sys
+
+    root = _stores(tmp_path, bad_row=1)
+    (root / "params.yaml").write_text("data: {domains: [photo, sketch]}\n")
+    r = subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")], cwd=root, capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, DVC_ROOT=str(root)))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: features/images.parquet: row 1") and last.endswith("image file: /data/1.jpg")
+    assert not (root / "reports").exists()
