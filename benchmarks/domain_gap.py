@@ -13,6 +13,7 @@ import typer
 
 from pipeline.data import PACS_DOMAINS
 from pipeline.gaps import gap_table
+from pipeline.params import Gap
 from pipeline.store import read_table
 
 PACS_SIZES = {"photo": 1670, "art_painting": 2048, "cartoon": 2344, "sketch": 3929}
@@ -29,7 +30,8 @@ def main(features: Path = typer.Option(None), dim: int = 512, n_boot: int = 20, 
         offsets = {d: rng.normal(0, 0.3, dim) for d in PACS_SIZES}
         X = np.stack([offsets[d] for d in dom]) + rng.normal(size=(len(dom), dim))
     t0 = time.perf_counter()
-    table = gap_table(X, dom, PACS_DOMAINS, n_boot=n_boot, n_subsets=n_subsets, subset_size=subset_size, n_jobs=n_jobs)
+    table, _ = gap_table(X, dom, PACS_DOMAINS, Gap(n_boot=n_boot, n_subsets=n_subsets, subset_size=subset_size,
+                                                  n_jobs=n_jobs))
     seconds = time.perf_counter() - t0
     print(f"{len(dom)} x {X.shape[1]} features, {len(table)} rows (4 metrics x 16 ordered pairs), "
           f"n_boot={n_boot}, n_subsets={n_subsets}x{subset_size}: {seconds:.1f} s")

@@ -1,24 +1,42 @@
-"""Domain-gap measures between two sets of features, with bootstrap / subset confidence intervals.
+"""Domain-gap measures between two sets of features, each with an interval that contains it and says what it is.
 
-* FID – Fréchet distance between Gaussians fitted to the features (Heusel et al., "GANs Trained by
+* FID -- Fréchet distance between Gaussians fitted to the features (Heusel et al., "GANs Trained by
   a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", NeurIPS 2017):
-      ||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^{1/2}).
-* KID – unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over
-  random subsets (Bińkowski et al., "Demystifying MMD GANs", ICLR 2018).
-* MMD – unbiased MMD^2 with a Gaussian kernel exp(-||x-y||^2 / (2 s^2)), s = median pairwise
+      ||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^{1/2}),  S with the n - 1 denominator,
+  on all images of both sets: the number pytorch-fid / clean-fid compute.
+* KID -- unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, mean over random
+  subset pairs (Bińkowski et al., "Demystifying MMD GANs", ICLR 2018), as torch-fidelity computes it.
+* MMD -- unbiased MMD^2 with a Gaussian kernel exp(-||x-y||^2 / (2 s^2)), s = median pairwise
   distance of the pooled sample (Gretton et al., "A Kernel Two-Sample Test", JMLR 2012).
-* CMMD – MMD on L2-normalised CLIP embeddings with a Gaussian kernel of fixed sigma = 10, scaled by
-  1000 (Jayasumana et al., "Rethinking FID: Towards a Better Evaluation Metric for Image
-  Generation", CVPR 2024).
-* CLIP inception score – exp(E_x KL(p(y|x) || p(y))) on zero-shot CLIP posteriors (Salimans et al.,
-  "Improved Techniques for Training GANs", NeurIPS 2016), per domain.
+* CMMD -- 1000 x MMD^2 on L2-normalised CLIP embeddings with a Gaussian kernel of sigma = 10
+  (Jayasumana et al., "Rethinking FID: Towards a Better Evaluation Metric for Image Generation",
+  CVPR 2024). Default ``vstat``: the reference implementation's estimator (google-research
+  ``cmmd/distance.py``), the mean over *every* kernel entry (diagonals included) of all images of both
+  sets; ``ustat``: the unbiased estimator (diagonals excluded), averaged over subset pairs like KID.
+* CLIP inception score -- exp(E_x KL(p(y|x) || p(y))) on zero-shot CLIP posteriors (Salimans et al.,
+  "Improved Techniques for Training GANs", NeurIPS 2016), per domain, on one split (all its images).
+
+Intervals (``ci_low``, ``ci_high``; ``bias``):
+
+* full-set statistics (FID, CMMD ``vstat``): value +- z * SD of ``n_boot`` bootstrap replicates (the
+  standard normal bootstrap interval, Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
+  §13.2). It describes sampling variability at this sample size. Both statistics are biased upward
+  in 1/n (Chong & Forsyth, "Effectively Unbiased FID and Inception Score and Where to Find Them",
+  CVPR 2020), and resampling with replacement inflates them further, so percentiles of the replicates
+  can miss the estimate altogether; ``bias`` = mean(replicates) - value is the bootstrap estimate of
+  that bias (Efron & Tibshirani §10.2): value - bias is the bias-corrected figure.
+* subset statistics (KID, MMD, CMMD ``ustat``): value +- z * SD over the subset estimates -- how much one
+  subset's estimate varies (torch-fidelity reports this SD as ``kid_std``); ``bias`` is 0 (unbiased).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
+from .errors import BadInputError
 from .operators import l2_normalize
+from .params import Gap
 
 
 def _sqrt_psd(S: np.ndarray) -> np.ndarray:
@@ -68,15 +86,28 @@ def median_bandwidth(X: np.ndarray, Y: np.ndarray, max_points: int = 1000, seed:
     return float(np.sqrt(np.median(D[np.triu_indices(len(Z), 1)])))
 
 
+def _rbf(A: np.ndarray, B: np.ndarray, sigma: float) -> np.ndarray:
+    return np.exp(-_sq_dists(A, B) / (2 * sigma**2))
+
+
 def rbf_mmd2(X: np.ndarray, Y: np.ndarray, sigma: float) -> float:
     """Unbiased MMD^2 with the Gaussian kernel exp(-||x-y||^2 / (2 sigma^2))."""
-    g = 1.0 / (2 * sigma**2)
-    return _unbiased_mmd2(np.exp(-g * _sq_dists(X, X)), np.exp(-g * _sq_dists(Y, Y)), np.exp(-g * _sq_dists(X, Y)))
+    return _unbiased_mmd2(_rbf(X, X, sigma), _rbf(Y, Y, sigma), _rbf(X, Y, sigma))
 
 
-def cmmd(X: np.ndarray, Y: np.ndarray, sigma: float = 10.0, scale: float = 1000.0) -> float:
-    """CMMD: scale * MMD^2 (Gaussian kernel, sigma = 10) between L2-normalised embeddings."""
-    return scale * rbf_mmd2(l2_normalize(X), l2_normalize(Y), sigma)
+CMMD_SIGMA, CMMD_SCALE = 10.0, 1000.0
+
+
+def cmmd(X: np.ndarray, Y: np.ndarray, estimator: str = "vstat") -> float:
+    """CMMD: 1000 x MMD^2 (Gaussian kernel, sigma = 10) between L2-normalised embeddings. ``vstat``: mean
+    over every kernel entry, as the reference implementation; ``ustat``: the unbiased estimator."""
+    X, Y = l2_normalize(np.asarray(X, np.float64)), l2_normalize(np.asarray(Y, np.float64))
+    if estimator == "ustat":
+        return CMMD_SCALE * rbf_mmd2(X, Y, CMMD_SIGMA)
+    if estimator != "vstat":
+        raise ValueError(f"gap.cmmd_estimator={estimator!r}: choose vstat or ustat")
+    return CMMD_SCALE * float(_rbf(X, X, CMMD_SIGMA).mean() + _rbf(Y, Y, CMMD_SIGMA).mean()
+                              - 2 * _rbf(X, Y, CMMD_SIGMA).mean())
 
 
 def inception_score(probs: np.ndarray) -> float:
@@ -86,92 +117,129 @@ def inception_score(probs: np.ndarray) -> float:
     return float(np.exp((p * (np.log(p) - np.log(py))).sum(axis=1).mean()))
 
 
-def subset_estimates(fn, X: np.ndarray, Y: np.ndarray, n_subsets: int, subset_size: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """``fn`` on ``n_subsets`` pairs of random subsets (without replacement) of X and Y."""
-    m = min(subset_size, len(X), len(Y))
-    return np.array([fn(X[rng.choice(len(X), m, replace=False)], Y[rng.choice(len(Y), m, replace=False)])
-                     for _ in range(n_subsets)])
+GAP_COLUMNS = ["metric", "source", "target", "value", "ci_low", "ci_high", "bias"]
+INTERVALS = {
+    "full_set": "value +- z * SD of gap.n_boot bootstrap replicates (normal bootstrap interval); "
+                "bias = mean(replicates) - value, the bootstrap estimate of the statistic's upward 1/n bias",
+    "subsets": "value = mean over gap.n_subsets subset pairs of gap.subset_size; interval = value +- z * SD over "
+               "those subsets (how much one subset's estimate varies); unbiased estimator, bias 0",
+}
 
 
-def bootstrap_fid(X: np.ndarray, Y: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """FID on ``n_boot`` bootstrap resamples (with replacement) of both sets."""
-    return np.array([fid(X[rng.integers(0, len(X), len(X))], Y[rng.integers(0, len(Y), len(Y))])
-                     for _ in range(n_boot)])
+def _halves(X: np.ndarray, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    idx = rng.permutation(len(X))
+    return X[idx[:m]], X[idx[m:2 * m]]
 
 
-GAP_COLUMNS = ["metric", "source", "target", "value", "ci_low", "ci_high"]
-KERNEL_METRICS = ("kid", "mmd", "cmmd")
-
-
-def _pairs(X: np.ndarray, Y: np.ndarray | None, size: int, rng: np.random.Generator):
-    """Two random subsets: disjoint halves of X when Y is None (a domain against itself)."""
+def _subsets(X: np.ndarray, Y: np.ndarray | None, m: int, rng: np.random.Generator):
+    """Two random subsets of ``m`` rows: disjoint halves of X when Y is None (a domain against itself)."""
     if Y is None:
-        m = min(size, len(X) // 2)
-        idx = rng.permutation(len(X))
-        return X[idx[:m]], X[idx[m:2 * m]]
-    m = min(size, len(X), len(Y))
+        return _halves(X, m, rng)
     return X[rng.choice(len(X), m, replace=False)], Y[rng.choice(len(Y), m, replace=False)]
 
 
-def _pair_metric(metric: str, Xa: np.ndarray, Xb: np.ndarray | None, boot_a, boot_b, n_boot: int, n_subsets: int,
-                 subset_size: int, kernel_fn, rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    """(point estimate, samples for the CI) of one metric on one unordered pair (Xb None: self)."""
-    if metric == "fid":
-        if Xb is None:
-            vals = np.array([fid(*_pairs(Xa, None, len(Xa), rng)) for _ in range(n_boot + 1)])
-            return float(vals[0]), vals[1:]
-        samples = np.array([frechet_distance(*sa, *sb) for sa, sb in zip(boot_a, boot_b)])
-        return fid(Xa, Xb), samples
-    samples = np.array([kernel_fn(*_pairs(Xa, Xb, subset_size, rng)) for _ in range(n_subsets)])
-    return float(samples.mean()), samples
+def _boot_fid(A, B, boot_a, boot_b, n_boot, rng):
+    """FID of A vs B and its bootstrap replicates (``boot_*``: shared per-domain resample statistics)."""
+    if boot_a is None or boot_b is None:  # a domain against itself: resample within each half
+        boot_a = [gaussian_stats(A[rng.integers(0, len(A), len(A))]) for _ in range(n_boot)]
+        boot_b = [gaussian_stats(B[rng.integers(0, len(B), len(B))]) for _ in range(n_boot)]
+    return fid(A, B), np.array([frechet_distance(*sa, *sb) for sa, sb in zip(boot_a, boot_b)])
 
 
-def gap_table(X: np.ndarray, domains_of_x, domains: list[str], metrics=("fid", "kid", "mmd", "cmmd"),
-              n_boot: int = 20, n_subsets: int = 20, subset_size: int = 500, ci: float = 0.95,
-              seed: int = 0, n_jobs: int = 2) -> pd.DataFrame:
-    """Every ordered pair of domains x every metric, long format (``GAP_COLUMNS``).
+def _boot_cmmd_v(A, B, n_boot, rng):
+    """CMMD (V-statistic) of A vs B and its bootstrap replicates, from the kernel matrices computed once:
+    a resample is a vector of multiplicities w / n, and its V-statistic is w_a'K_aa w_a + w_b'K_bb w_b
+    - 2 w_a'K_ab w_b."""
+    A, B = l2_normalize(np.asarray(A, np.float64)), l2_normalize(np.asarray(B, np.float64))
+    Kaa, Kbb, Kab = (_rbf(P, Q, CMMD_SIGMA) for P, Q in ((A, A), (B, B), (A, B)))
+    value = CMMD_SCALE * float(Kaa.mean() + Kbb.mean() - 2 * Kab.mean())
+    reps = []
+    for _ in range(n_boot):
+        wa = np.bincount(rng.integers(0, len(A), len(A)), minlength=len(A)) / len(A)
+        wb = np.bincount(rng.integers(0, len(B), len(B)), minlength=len(B)) / len(B)
+        reps.append(CMMD_SCALE * float(wa @ Kaa @ wa + wb @ Kbb @ wb - 2 * wa @ Kab @ wb))
+    return value, np.array(reps)
 
-    FID: point estimate on the full sets, CI from ``n_boot`` bootstrap resamples. Kernel metrics:
-    mean over ``n_subsets`` random subset pairs of ``subset_size``, CI from their percentiles. A
-    domain against itself is measured between two disjoint random halves (so it is ~0, not 0 by
-    construction). All these statistics are symmetric, so each unordered pair is computed once.
-    Each (pair, metric) job has its own seeded generator, so results do not depend on ``n_jobs``
-    (jobs run in threads; numpy's linear algebra releases the GIL).
+
+def _pair_metric(metric: str, Xa: np.ndarray, Xb: np.ndarray | None, boot_a, boot_b, gap: Gap, m: int,
+                 kernel_fn, rng: np.random.Generator) -> tuple[float, np.ndarray, str]:
+    """(value, samples for the interval, interval kind) of one metric on one unordered pair (Xb None: self)."""
+    if metric in ("fid", "cmmd") and (metric == "fid" or gap.cmmd_estimator == "vstat"):
+        A, B = (Xa, Xb) if Xb is not None else _halves(Xa, len(Xa) // 2, rng)
+        if metric == "fid":
+            value, reps = _boot_fid(A, B, boot_a if Xb is not None else None, boot_b, gap.n_boot, rng)
+        else:
+            value, reps = _boot_cmmd_v(A, B, gap.n_boot, rng)
+        return value, reps, "full_set"
+    samples = np.array([kernel_fn(*_subsets(Xa, Xb, m, rng)) for _ in range(gap.n_subsets)])
+    return float(samples.mean()), samples, "subsets"
+
+
+def subset_size(sizes: dict[str, int], gap: Gap) -> tuple[int, dict]:
+    """The subset size the kernel metrics use and what was asked: at most half the smallest domain (a
+    domain against itself needs two disjoint subsets). Over it, refused unless ``gap.clamp_subset_size``."""
+    smallest = min(sizes, key=sizes.get)
+    limit = sizes[smallest] // 2
+    if gap.subset_size <= limit:
+        return gap.subset_size, {"asked": gap.subset_size, "used": gap.subset_size, "clamped": False}
+    if not gap.clamp_subset_size:
+        raise BadInputError(f"gap.subset_size={gap.subset_size} exceeds half the smallest domain ({smallest}: "
+                            f"{sizes[smallest]} images, so at most {limit}): lower it, or set "
+                            f"gap.clamp_subset_size: true to clamp it (recorded in the report)")
+    if limit < 2:
+        raise BadInputError(f"domain {smallest} has {sizes[smallest]} images: too few for two subsets of 2")
+    return limit, {"asked": gap.subset_size, "used": limit, "clamped": True, "smallest_domain": smallest}
+
+
+def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap()) -> tuple[pd.DataFrame, dict]:
+    """Every ordered pair of ``domains`` x every ``gap.metrics``, long format (``GAP_COLUMNS``), and a
+    record of what the intervals mean and of the subset size used.
+
+    A domain against itself is measured between two disjoint random halves (so it is ~0, not 0 by
+    construction). Every statistic is symmetric, so each unordered pair is computed once. Each
+    (pair, metric) job has its own seeded generator, so results do not depend on ``gap.n_jobs`` (jobs run
+    in threads; numpy's linear algebra releases the GIL).
     """
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
 
-    unknown = set(metrics) - {"fid", *KERNEL_METRICS}
+    unknown = set(gap.metrics) - {"fid", "kid", "mmd", "cmmd"}
     if unknown:
-        raise ValueError(f"unknown gap metrics {sorted(unknown)}; choose from fid, kid, mmd, cmmd")
+        raise ValueError(f"gap.metrics: unknown {sorted(unknown)}; choose from fid, kid, mmd, cmmd")
     dom = np.asarray(domains_of_x)
     feats = {d: np.asarray(X[dom == d], np.float64) for d in domains}
-    seeds = np.random.SeedSequence(seed)
+    uses_subsets = {"kid", "mmd"} & set(gap.metrics) or ("cmmd" in gap.metrics and gap.cmmd_estimator == "ustat")
+    m, size_info = subset_size({d: len(f) for d, f in feats.items()}, gap) if uses_subsets else (0, None)
+    seeds = np.random.SeedSequence(gap.seed)
     rng = np.random.default_rng(seeds.spawn(1)[0])
-    lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
-    kernel_fns = {"kid": polynomial_mmd2, "cmmd": cmmd}
-    if "mmd" in metrics:
+    z = float(ndtri((1 + gap.ci) / 2))
+    kernel_fns = {"kid": polynomial_mmd2, "cmmd": lambda a, b: cmmd(a, b, "ustat")}
+    if "mmd" in gap.metrics:
         pooled = np.concatenate([f[rng.choice(len(f), min(len(f), 250), replace=False)] for f in feats.values()])
-        sigma = median_bandwidth(pooled, pooled[:0], seed=seed)
+        sigma = median_bandwidth(pooled, pooled[:0], seed=gap.seed)
         kernel_fns["mmd"] = lambda a, b: rbf_mmd2(a, b, sigma)
     boot = {d: None for d in domains}
-    if "fid" in metrics:  # per-domain bootstrap statistics, shared by every pair
+    if "fid" in gap.metrics:  # per-domain bootstrap statistics, shared by every cross-domain pair
         for d, f in feats.items():
-            boot[d] = [gaussian_stats(f[rng.integers(0, len(f), len(f))]) for _ in range(n_boot)]
+            boot[d] = [gaussian_stats(f[rng.integers(0, len(f), len(f))]) for _ in range(gap.n_boot)]
 
-    jobs = [(a, b, metric) for i, a in enumerate(domains) for b in domains[i:] for metric in metrics]
-    with threadpool_limits(1 if n_jobs != 1 else None):  # one BLAS thread per job: no oversubscription
-        results = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(_pair_metric)(metric, feats[a], None if a == b else feats[b], boot[a], boot[b], n_boot,
-                                  n_subsets, subset_size, kernel_fns.get(metric), np.random.default_rng(s))
+    jobs = [(a, b, metric) for i, a in enumerate(domains) for b in domains[i:] for metric in gap.metrics]
+    with threadpool_limits(1 if gap.n_jobs != 1 else None):  # one BLAS thread per job: no oversubscription
+        results = Parallel(n_jobs=gap.n_jobs, prefer="threads")(
+            delayed(_pair_metric)(metric, feats[a], None if a == b else feats[b], boot[a], boot[b], gap, m,
+                                  kernel_fns.get(metric), np.random.default_rng(s))
             for (a, b, metric), s in zip(jobs, seeds.spawn(len(jobs))))
-    rows = []
-    for (a, b, metric), (value, samples) in zip(jobs, results):
-        lo, hi = np.percentile(samples, [lo_q, hi_q]) if len(samples) else (np.nan, np.nan)
+    rows, kinds = [], {}
+    for (a, b, metric), (value, samples, kind) in zip(jobs, results):
+        half = z * float(samples.std(ddof=1))
+        bias = float(samples.mean() - value) if kind == "full_set" else 0.0
+        kinds[metric] = kind
         for s, t in {(a, b), (b, a)}:
-            rows.append((metric, s, t, float(value), float(lo), float(hi)))
+            rows.append((metric, s, t, float(value), float(value - half), float(value + half), bias))
     order = {d: k for k, d in enumerate(domains)}
     df = pd.DataFrame(rows, columns=GAP_COLUMNS)
-    return df.sort_values(["metric", "source", "target"], key=lambda c: c.map(order) if c.name != "metric" else c,
-                          ignore_index=True)
+    df = df.sort_values(["metric", "source", "target"], key=lambda c: c.map(order) if c.name != "metric" else c,
+                        ignore_index=True)
+    info = {"ci": gap.ci, "intervals": {k: f"{INTERVALS[v]} (z = {z:.3f})" for k, v in kinds.items()},
+            "subset_size": size_info, "cmmd_estimator": gap.cmmd_estimator}
+    return df, info

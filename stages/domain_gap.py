@@ -2,9 +2,10 @@
 from pathlib import Path
 
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
 from pipeline.classifiers import ZeroShotClassifier
+from pipeline.coverage import present_domains
 from pipeline.gaps import gap_table, inception_score
 from pipeline.prompts import class_text_weights
 from pipeline.reports import heatmap
@@ -16,21 +17,21 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
-    p = load_params(params)
-    g, domains = p["gap"], p["data"]["domains"]
+    p = read_params(params)
     img, X, txt, T = read_feature_stores(images, prompts)
-    table = gap_table(X, img["domain"].to_numpy(), domains, g["metrics"], g["n_boot"], g["n_subsets"],
-                      g["subset_size"], g["ci"], g["seed"], g["n_jobs"])
+    domains = present_domains(img, p.data.domains, "domain_gap")
+    table, info = gap_table(X, img["domain"].to_numpy(), domains, p.gap)
     write_csv(out_dir / "domain_gap.csv", table)
     for metric, m in table.groupby("metric"):
         grid = m.pivot(index="source", columns="target", values="value").loc[domains, domains].reset_index()
         heatmap(grid, out_dir / "gap_plots" / f"{metric}.png", f"{metric}: source (rows) vs target (columns)")
-    zs = ZeroShotClassifier(class_text_weights(txt, T, p["data"]["classes"])).fit()
+    zs = ZeroShotClassifier(class_text_weights(txt, T, p.data.classes)).fit()
     dom = img["domain"].to_numpy()
     cross = table[table.source != table.target].groupby("metric")["value"].mean()
     write_json(out_dir / "domain_gap.json", {
         "clip_inception_score": {d: round(inception_score(zs.predict_proba(X[dom == d])), 4) for d in domains},
         "mean_cross_domain_gap": {k: round(float(v), 6) for k, v in cross.items()},
+        **info,
     })
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 

@@ -4,8 +4,10 @@ import pandas as pd
 import pytest
 from scipy import linalg
 
+from pipeline.errors import BadInputError
 from pipeline.gaps import (cmmd, fid, gap_table, inception_score, median_bandwidth, polynomial_mmd2,
                            rbf_mmd2)
+from pipeline.params import Gap
 
 
 def _data(seed=0, n=60, d=5):
@@ -48,7 +50,31 @@ def test_kid_mmd_cmmd_equal_loop_definitions():
         _mmd_loops(X, Y, lambda a, b: np.exp(-((a - b) ** 2).sum() / (2 * s * s))), rel=1e-9)
     nx, ny = X / np.linalg.norm(X, axis=1, keepdims=True), Y / np.linalg.norm(Y, axis=1, keepdims=True)
     ref = 1000 * _mmd_loops(nx, ny, lambda a, b: np.exp(-((a - b) ** 2).sum() / 200))
-    assert cmmd(X, Y) == pytest.approx(ref, rel=1e-7)
+    assert cmmd(X, Y, "ustat") == pytest.approx(ref, rel=1e-7)
+
+
+def reference_cmmd(x, y):
+    """google-research cmmd/distance.py (``mmd``), transcribed in numpy: the mean over every kernel
+    entry, diagonals included (a V-statistic), sigma 10, scale 1000, on already-normalised embeddings."""
+    gamma = 1 / (2 * 10.0**2)
+    xx, yy = np.diag(x @ x.T), np.diag(y @ y.T)
+    k_xx = np.mean(np.exp(-gamma * (-2 * x @ x.T + xx[:, None] + xx[None])))
+    k_xy = np.mean(np.exp(-gamma * (-2 * x @ y.T + xx[:, None] + yy[None])))
+    k_yy = np.mean(np.exp(-gamma * (-2 * y @ y.T + yy[:, None] + yy[None])))
+    return 1000 * (k_xx + k_yy - 2 * k_xy)
+
+
+def test_cmmd_default_equals_the_reference_implementation():
+    X, Y = _data(n=80, d=16)
+    nx, ny = X / np.linalg.norm(X, axis=1, keepdims=True), Y / np.linalg.norm(Y, axis=1, keepdims=True)
+    assert cmmd(X, Y) == pytest.approx(reference_cmmd(nx, ny), rel=1e-9)
+    assert cmmd(X, Y) != pytest.approx(cmmd(X, Y, "ustat"), rel=1e-3)  # the two estimators really differ
+    # and the gap table's value is the reference on all images of both domains
+    labels = np.array(["a"] * len(X) + ["b"] * len(Y))
+    t, info = gap_table(np.concatenate([X, Y]), labels, ["a", "b"], Gap(metrics=["cmmd"], n_boot=5))
+    row = t[(t.source == "a") & (t.target == "b")].iloc[0]
+    assert row.value == pytest.approx(reference_cmmd(nx, ny), rel=1e-9)
+    assert info["cmmd_estimator"] == "vstat" and "bootstrap" in info["intervals"]["cmmd"]
 
 
 def test_median_bandwidth():
@@ -69,8 +95,9 @@ def test_gap_table_self_near_zero_and_monotone_in_shift():
     doms = ["a", "b", "c", "e"]
     X = np.concatenate([rng.normal(size=(n, d)) + k * shift for k in (0.0, 0.5, 1.0, 2.0)])
     labels = np.repeat(doms, n)
-    t = gap_table(X, labels, doms, n_boot=8, n_subsets=8, subset_size=120, seed=0)
-    assert list(t.columns) == ["metric", "source", "target", "value", "ci_low", "ci_high"]
+    gap = Gap(n_boot=8, n_subsets=8, subset_size=120, seed=0)
+    t, _ = gap_table(X, labels, doms, gap)
+    assert list(t.columns) == ["metric", "source", "target", "value", "ci_low", "ci_high", "bias"]
     assert len(t) == 4 * 16
     for metric, g in t.groupby("metric"):
         v = g.set_index(["source", "target"])["value"]
@@ -79,10 +106,36 @@ def test_gap_table_self_near_zero_and_monotone_in_shift():
         cross = v["a", "e"]
         for dname in doms:
             assert abs(v[dname, dname]) < 0.1 * cross, metric
-        assert (g["ci_low"] <= g["ci_high"]).all()
-    fid_ae = t[(t.metric == "fid") & (t.source == "a") & (t.target == "e")].iloc[0]
-    assert fid_ae.ci_low <= fid_ae.value * 1.2 and fid_ae.ci_high >= fid_ae.value * 0.8
-    t1 = gap_table(X, labels, doms, n_boot=8, n_subsets=8, subset_size=120, seed=0, n_jobs=1)
+        assert (g["ci_low"] < g["value"]).all() and (g["value"] < g["ci_high"]).all()
+    t1, _ = gap_table(X, labels, doms, gap.model_copy(update={"n_jobs": 1}))
     pd.testing.assert_frame_equal(t, t1)  # deterministic whatever the parallelism
-    with pytest.raises(ValueError, match="unknown gap metrics"):
-        gap_table(X, labels, doms, metrics=("fid", "emd"))
+    with pytest.raises(ValueError, match="gap.metrics: unknown"):
+        gap_table(X, labels, doms, Gap(metrics=["fid", "emd"]))
+
+
+@pytest.mark.parametrize("n,d", [(60, 100), (4000, 8)])
+def test_fid_interval_contains_the_estimate_and_the_bias_column_corrects_toward_the_truth(n, d):
+    """N(0, I) vs N(m, 4I): FID = ||m||^2 + d. The plug-in estimate is biased upward in 1/n (hugely when
+    n < d); the interval contains the estimate, and value - bias lies nearer the truth than value."""
+    rng = np.random.default_rng(3)
+    m = np.zeros(d)
+    m[0] = 1.0
+    truth = 1.0 + d
+    X, Y = rng.normal(size=(n, d)), m + 2.0 * rng.normal(size=(n, d))
+    t, _ = gap_table(np.concatenate([X, Y]), np.repeat(["a", "b"], n), ["a", "b"], Gap(metrics=["fid"], n_boot=20))
+    r = t[(t.source == "a") & (t.target == "b")].iloc[0]
+    assert r.ci_low < r.value < r.ci_high
+    assert r.value > truth and r.bias > 0
+    assert abs(r.value - r.bias - truth) < abs(r.value - truth)
+
+
+def test_subset_size_above_half_the_smallest_domain_is_refused_or_clamped_and_recorded():
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(150, 4)), np.repeat(["a", "b"], [50, 100])
+    with pytest.raises(BadInputError, match=r"gap.subset_size=40 exceeds half the smallest domain \(a: 50 images, so at most 25\)"):
+        gap_table(X, labels, ["a", "b"], Gap(metrics=["kid"], subset_size=40))
+    t, info = gap_table(X, labels, ["a", "b"], Gap(metrics=["kid"], subset_size=40, clamp_subset_size=True))
+    assert info["subset_size"] == {"asked": 40, "used": 25, "clamped": True, "smallest_domain": "a"}
+    assert (t["ci_high"] > t["ci_low"]).all()  # never the zero-width interval of a clamp to the whole domain
+    _, info = gap_table(X, labels, ["a", "b"], Gap(metrics=["fid"], subset_size=40))  # FID uses no subsets
+    assert info["subset_size"] is None
