@@ -14,6 +14,7 @@ import typer
 
 from pipeline.classifiers import ADAPTERS, PROBES
 from pipeline.evaluation import OPERATORS, evaluate_grid
+from pipeline.params import Classifier, Operators
 from pipeline.synthetic import pacs_world
 
 
@@ -32,8 +33,9 @@ def main(features: Path = typer.Option(None), prompts: Path = typer.Option(None)
         images, X, text, class_w = pacs_world(dim=dim)
         domains = sorted(set(images["domain"]), key=list(images["domain"]).index)
     t0 = time.perf_counter()
-    acc = evaluate_grid(images, X, text, class_w, domains, probes=tuple(probes.split(",")),
-                        operators=tuple(operators.split(",")), n_jobs=n_jobs, max_iter=max_iter)
+    acc = evaluate_grid(images, X, text, class_w, domains,
+                        Classifier(probes=probes.split(","), n_jobs=n_jobs, max_iter=max_iter),
+                        Operators(names=operators.split(",")))
     seconds = time.perf_counter() - t0
     print(acc.groupby(["protocol", "classifier"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
     print(f"{X.shape[0]} x {X.shape[1]} features, {len(acc)} accuracy rows "

@@ -113,3 +113,38 @@ def test_fit_probes_shares_one_scaler_and_spectrum_and_equals_separate_fits():
         b = LinearProbe(loss, C=0.5, tol=1e-9, max_iter=2000).fit(Xs, y)
         np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-5 * np.abs(b.coef_).max())
         np.testing.assert_allclose(a.intercept_, b.intercept_, atol=1e-5 * np.abs(b.coef_).max())
+
+
+def hard_world(seed, n=1500, d=512, k=7, sep=0.2):
+    """Ill-conditioned (correlated columns, power-law spectrum) and near-separable in 512-d: where a
+    loose stopping rule leaves predictions that the exact minimiser would not make."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, sep, (k, d))
+    y = rng.integers(0, k, 2 * n)
+    M = rng.normal(size=(d, d)) * (np.arange(1, d + 1) ** -1.0)[None]
+    X = (means[y] + rng.normal(size=(2 * n, d))) @ M.T
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+@pytest.mark.parametrize("name,loss", [("svm", "squared_hinge"), ("softmax", "log")])
+def test_grid_probes_agree_with_the_exact_minimiser_on_a_hard_world(name, loss):
+    """At the grid's tolerance, >= 99.5% of test predictions equal those of the minimiser solved to 1e-10
+    in float64 (which the tests above pin to liblinear / scikit-learn); a loose tolerance does not get there."""
+    from pipeline.classifiers import GRID_TOL
+
+    grid_agree, loose_agree = [], []
+    for seed in (0, 1):
+        Xtr, ytr, Xte, _ = hard_world(seed)
+        scaler = StandardScaler().fit(Xtr)
+        exact = LinearProbe(loss, C=1.0, tol=1e-10, max_iter=20000).fit(scaler.transform(Xtr), ytr)
+        pe = exact.predict(scaler.transform(Xte))
+        grid = PROBES[name](C=1.0, max_iter=1000, seed=0, standardize=True).fit(Xtr, ytr)
+        assert grid[-1].tol == (GRID_TOL if loss == "log" else 1e-3)  # svm: L-BFGS start, then exact Newton
+        grid_agree.append((grid.predict(Xte) == pe).mean())
+        loose = LinearProbe(loss, C=1.0, tol=1e-3, max_iter=1000, dtype="float32")
+        if loss == "squared_hinge":  # the L-BFGS start alone, without the Newton polish
+            loose._newton_hinge = lambda Wt, *_: (Wt, 0)
+        loose.fit(scaler.transform(Xtr), ytr)
+        loose_agree.append((loose.predict(scaler.transform(Xte)) == pe).mean())
+    assert min(grid_agree) >= 0.995, grid_agree
+    assert min(loose_agree) < min(grid_agree)  # the world is hard enough to tell the two tolerances apart
