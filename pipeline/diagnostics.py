@@ -36,7 +36,9 @@ def direction_alignment(X: np.ndarray, domains, labels, text: dict[str, np.ndarr
                 v = _cos(X[mt].mean(0) - X[ms].mean(0), txt) if ms.any() and mt.any() else np.nan
                 row[f"alignment_cos_{c}"] = v
                 per_class.append(v)
-            row["alignment_cos_class_mean"] = float(np.nanmean(per_class))
+            present = [v for v in per_class if np.isfinite(v)]  # a class absent from s or t has no direction
+            row["alignment_cos_class_mean"] = float(np.mean(present)) if present else np.nan
+            row["alignment_n_classes"] = len(present)
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -16,11 +16,8 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from .errors import ModelLoadError
 from .preprocess import Preprocess
-
-
-class ModelLoadError(RuntimeError):
-    """The model named by ``model.name`` cannot be loaded."""
 
 
 class Encoder(Protocol):
@@ -174,3 +171,43 @@ def provenance(encoder: Encoder) -> dict:
         "preprocessing": encoder.preprocess.to_dict(),
         "torch": torch.__version__,
     }
+
+
+def fetch(name: str, out_dir: str | Path) -> Path:
+    """Save a transformers CLIP given by hub id (or directory) as a self-contained directory -- model
+    (safetensors), tokenizer, image processor -- that ``model.name`` can name and DVC can depend on.
+    Needs the network or a filled HF cache for a hub id; never ``trust_remote_code``."""
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        parts = [cls.from_pretrained(name, trust_remote_code=False) for cls in (AutoModel, AutoTokenizer,
+                                                                                AutoImageProcessor)]
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot fetch {name!r} (offline, or not in the local HF cache): "
+                             f"{type(exc).__name__}: {exc}") from exc
+    for part in parts:
+        part.save_pretrained(tmp)
+    if out.exists():
+        raise ModelLoadError(f"{out} already exists; remove it or choose another directory")
+    tmp.rename(out)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover - thin CLI
+    import typer
+
+    cli = typer.Typer(add_completion=False)
+
+    @cli.command("fetch")
+    def _fetch(name: str, out_dir: Path) -> None:
+        """Save hub model NAME as directory OUT_DIR (then set model.name: OUT_DIR)."""
+        print(fetch(name, out_dir))
+
+    @cli.command("hash")
+    def _hash(name: str) -> None:
+        """Print the weight sha256 of model NAME."""
+        print(load_encoder(name, "cpu").weight_hash)
+
+    cli()

@@ -17,6 +17,7 @@ applies the same normalisation as the translation (alpha = 0), so that compariso
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,14 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from .classifiers import ADAPTERS, PROBES, ZeroShotClassifier, fit_probes
+from .coverage import setting_gaps, warn_setting
 from .metrics import accuracy
 from .operators import CORAL, MeanCentering, SelectiveWhitening, TextSubspaceRemoval, TextTranslation, Whitening
+from .params import Classifier, Operators, Translate
 
-ACCURACY_COLUMNS = ["method", "protocol", "classifier", "operator", "source", "target", "n_test", "accuracy"]
+log = logging.getLogger(__name__)
+ACCURACY_COLUMNS = ["method", "protocol", "classifier", "operator", "source", "target", "n_test", "accuracy",
+                    "missing_classes"]
 PER_DOMAIN = ("center", "whiten")  # operators whose map of a domain depends on that domain's rows only
 PER_SOURCE = ("coral",)  # ... on that domain's and the source domains' rows only
 DESCRIPTION_KINDS = {"translate_single": "domain", "translate_avg": "domain_avg"}
@@ -36,19 +41,21 @@ OPERATORS = ("none", "translate_single", "translate_avg", "text_removal", "cente
 
 
 def fit_operator(name: str, X: np.ndarray, domains: np.ndarray, sources: list[str],
-                 domain_text: dict[str, dict[str, np.ndarray]], alpha: float = 1.0, normalize_before: bool = False,
-                 normalize_after: bool = False, shrinkage: float = 0.1, n_directions: int = 32):
+                 domain_text: dict[str, dict[str, np.ndarray]], operators: Operators = Operators(),
+                 translate: Translate = Translate()):
     """A fitted operator with ``transform(X, domains)``; ``X`` / ``domains`` are the unlabelled
     rows it may use (train split of the sources and the target)."""
     if name == "none" or name in DESCRIPTION_KINDS:
-        kind, a = ("domain", 0.0) if name == "none" else (DESCRIPTION_KINDS[name], alpha)
-        return TextTranslation(domain_text[kind], a, normalize_before, normalize_after).fit(source_domains=sources)
+        kind, a = ("domain", 0.0) if name == "none" else (DESCRIPTION_KINDS[name], translate.alpha)
+        return TextTranslation(domain_text[kind], a, translate.normalize_before,
+                               translate.normalize_after).fit(source_domains=sources)
     if name == "text_removal":
         return TextSubspaceRemoval(domain_text["domain"]).fit()
     if name == "coral":
-        return CORAL(eps=shrinkage).fit(X, domains, source_domains=sources)
-    op = {"center": MeanCentering(), "whiten": Whitening(shrinkage),
-          "selective_whiten": SelectiveWhitening(min(n_directions, X.shape[1]), shrinkage)}.get(name)
+        return CORAL(ridge=operators.coral_ridge).fit(X, domains, source_domains=sources)
+    op = {"center": MeanCentering(), "whiten": Whitening(operators.whiten_shrinkage),
+          "selective_whiten": SelectiveWhitening(min(operators.n_directions, X.shape[1]),
+                                                 operators.whiten_shrinkage)}.get(name)
     if op is None:
         raise ValueError(f"operators: unknown {name!r}; choose from {list(OPERATORS)}")
     return op.fit(X, domains)
@@ -70,31 +77,33 @@ def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
 
 
 def image_free_rows(images: pd.DataFrame, X: np.ndarray, clf, domains: list[str], method: str,
-                    classifier: str) -> list[tuple]:
+                    classifier: str, classes: list[str]) -> list[tuple]:
     """Accuracy rows (protocol ``zeroshot``: trained on no image) of a fitted classifier predicting
     class indices, on the test split of every domain."""
     test = (images["split"] == "test").to_numpy()
     dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
-    return [(method, "zeroshot", classifier, "none", "-", t, int(m.sum()), accuracy(y[m], clf.predict(X[m])))
+    return [(method, "zeroshot", classifier, "none", "-", t, int(m.sum()), accuracy(y[m], clf.predict(X[m])),
+             setting_gaps(np.arange(len(classes)), y[m], classes))
             for t in domains for m in [test & (dom == t)]]
 
 
 def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, dict[str, np.ndarray]],
-                  class_weights: np.ndarray, domains: list[str], C: float = 1.0, max_iter: int = 1000,
-                  alpha: float = 1.0, normalize_before: bool = False, normalize_after: bool = False,
-                  seed: int = 0, standardize: bool = True, n_jobs: int = 1,
-                  probes: tuple[str, ...] = ("logreg",),
-                  operators: tuple[str, ...] = ("none", "translate_single", "translate_avg"),
-                  shrinkage: float = 0.1, n_directions: int = 32, dann: dict | None = None) -> pd.DataFrame:
+                  class_weights: np.ndarray, domains: list[str], classifier: Classifier = Classifier(),
+                  operators: Operators = Operators(), translate: Translate = Translate(),
+                  classes: list[str] | None = None) -> pd.DataFrame:
     """Long-format accuracy table (``ACCURACY_COLUMNS``).
 
     ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
-    description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}. Probes whose training
-    matrices are identical (one source under every operator) are fit once; distinct fits run in
-    ``n_jobs`` processes. ``probes`` names entries of :data:`pipeline.classifiers.PROBES` or
-    ``dann``; DANN learns its own alignment from the unlabelled target train split, so it is scored
-    on raw features only (operator ``none``; single-source and LODO), ``dann`` its keyword args.
+    description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}; ``classes`` names the
+    labels (default: their indices). Probes whose training matrices are identical (one source under
+    every operator) are fit once; distinct fits run in ``classifier.n_jobs`` processes.
+    ``classifier.probes`` names entries of :data:`pipeline.classifiers.PROBES` or ``dann``; DANN
+    learns its own alignment from the unlabelled target train split, so it is scored on raw
+    features only (operator ``none``; single-source and LODO).
     """
+    probes, n_jobs, seed = tuple(classifier.probes), classifier.n_jobs, classifier.seed
+    C, max_iter, standardize, dann = classifier.C, classifier.max_iter, classifier.standardize, classifier.dann.model_dump()
+    classes = classes or [str(i) for i in range(len(class_weights))]
     unknown = set(probes) - set(PROBES) - set(ADAPTERS)
     if unknown:
         raise ValueError(f"classifier.probes: unknown {sorted(unknown)}; choose from {sorted({*PROBES, *ADAPTERS})}")
@@ -104,16 +113,20 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
     test = (images["split"] == "test").to_numpy()
     rows = []
 
-    rows += image_free_rows(images, X, ZeroShotClassifier(class_weights).fit(), domains, "zeroshot", "zeroshot")
+    rows += image_free_rows(images, X, ZeroShotClassifier(class_weights).fit(), domains, "zeroshot", "zeroshot", classes)
 
-    bad = set(dann or {}) - set(ADAPTERS["dann"]().get_params())
-    if bad:
-        raise ValueError(f"classifier.dann: unknown {sorted(bad)}; choose from {sorted(ADAPTERS['dann']().get_params())}")
-    unknown = set(operators) - set(OPERATORS)
+    unknown = set(operators.names) - set(OPERATORS)
     if unknown:
-        raise ValueError(f"operators: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
+        raise ValueError(f"operators.names: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
     settings = [(p, s, t, train & np.isin(dom, s), test & (dom == t)) for p, s, t in protocols(domains)]
+    for p, s, t, tr, te in settings:
+        if not tr.any() or not te.any():
+            log.warning("evaluate: %s %s -> %s has no %s rows; it is left out (see reports/prepare.json)", p,
+                        "+".join(s), t, "train" if not tr.any() else "test")
     settings = [st for st in settings if st[3].any() and st[4].any()]
+    gaps = {(p, tuple(s), t): setting_gaps(y[tr], y[te], classes) for p, s, t, tr, te in settings}
+    for (p, s, t), g in gaps.items():
+        warn_setting("evaluate", p, list(s), t, g)
     adapters = [probe for probe in probes if probe in ADAPTERS]  # only they need the raw-feature sets
     linear = [probe for probe in probes if probe in PROBES]
     adapt = {(p, "+".join(s), t): (X[tr], y[tr], X[train & (dom == t)], X[te], y[te])
@@ -128,19 +141,18 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         for probe in adapters:
             for keys in [list(adapt)[i::n] for i in range(n) if list(adapt)[i::n]]:
                 labels.append((probe, keys))
-                yield delayed(ADAPTERS[probe](seed=seed, **(dann or {})).fit_many)([adapt[k][:3] for k in keys])
+                yield delayed(ADAPTERS[probe](seed=seed, **dann).fit_many)([adapt[k][:3] for k in keys])
         seen, ops = set(), {}
         for protocol, sources, target, tr, te in settings:
             unlabeled = train & np.isin(dom, [*sources, target])
             (Xs, ds, ys), (Xt, dt, yt) = (X[tr], dom[tr], y[tr]), (X[te], dom[te], y[te])  # once per setting
-            for op in operators:
+            for op in operators.names:
                 if protocol == "in_domain" and op != "none":
                     continue  # operators align domains; there is nothing to align in-domain
                 fit_key = shared_fit_key(op, sources, target)
                 if fit_key not in ops:
                     rows_ = train if len(fit_key) < 3 else unlabeled
-                    ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, alpha,
-                                                normalize_before, normalize_after, shrinkage, n_directions)
+                    ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, operators, translate)
                 tt = ops[fit_key]
                 Xtr = tt.transform(Xs, ds)
                 digest = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
@@ -164,12 +176,12 @@ def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, di
         if probe in ADAPTERS:
             for key, (*_, Xte, yte) in adapt.items():
                 rows.append((probe, key[0], probe, "none", key[1], key[2], len(yte),
-                             accuracy(yte, clfs[probe, key].predict(Xte))))
+                             accuracy(yte, clfs[probe, key].predict(Xte)), gaps[key[0], tuple(key[1].split("+")), key[2]]))
             continue
         for protocol, sources, target, op, key, Xte, yte in jobs:
             method = probe if op == "none" else f"{probe}+{op}"
             rows.append((method, protocol, probe, op, "+".join(sources), target, len(yte),
-                         accuracy(yte, clfs[probe, key].predict(Xte))))
+                         accuracy(yte, clfs[probe, key].predict(Xte)), gaps[protocol, tuple(sources), target]))
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 

@@ -67,7 +67,8 @@ class TextTranslation(TransformerMixin, BaseEstimator):
 
 # --------------------------------------------------------------------------- statistics operators
 def _shrunk_cov(X: np.ndarray, shrinkage: float) -> np.ndarray:
-    """(1 - s) S + s (tr S / p) I: Ledoit-Wolf-style shrinkage toward a scaled identity."""
+    """(1 - s) S + s (tr S / p) I, s in [0, 1]: a convex blend toward a scaled identity (Ledoit-Wolf-style
+    shrinkage; ``operators.whiten_shrinkage``). Compare :class:`CORAL`'s *added* ridge (``operators.coral_ridge``)."""
     S = np.cov(np.asarray(X, np.float64), rowvar=False)
     p = S.shape[0]
     return (1 - shrinkage) * S + shrinkage * np.trace(S) / p * np.eye(p)
@@ -139,11 +140,17 @@ class Whitening(_PerDomain):
 class CORAL(_PerDomain):
     """CORAL (Sun, Feng, Saenko, "Return of Frustratingly Easy Domain Adaptation", AAAI 2016),
     mapping every domain onto the source statistics:
-        x <- C_s^{1/2} C_d^{-1/2} (x - mu_d) + mu_s,   C = Sigma + ``eps`` * (tr Sigma / p) I.
-    Source rows are left unchanged. Several sources are pooled into one source distribution."""
+        x <- C_s^{1/2} C_d^{-1/2} (x - mu_d) + mu_s,   C = Sigma + ``ridge`` * (tr Sigma / p) I.
+    Source rows are left unchanged. Several sources are pooled into one source distribution.
 
-    def __init__(self, eps: float = 0.1):
-        self.eps = eps
+    Two conventions differ from the paper's algorithm, which recolours the *source* features with the
+    target covariance, adds the identity as its ridge and leaves means alone: here the target is
+    mapped onto the source (so that one classifier trained on raw source rows serves every target),
+    the ridge is relative to the average variance tr(Sigma)/p (scale-free, so one value fits any
+    feature scale), and means are aligned too (CLIP domain shifts are mostly first-order)."""
+
+    def __init__(self, ridge: float = 0.1):
+        self.ridge = ridge
 
     def fit(self, X, domains, y=None, source_domains=()):
         X, domains = np.asarray(X, np.float64), np.asarray(domains)
@@ -163,7 +170,7 @@ class CORAL(_PerDomain):
 
     def _cov(self, X):
         S = np.cov(X, rowvar=False)
-        return S + self.eps * np.trace(S) / S.shape[0] * np.eye(S.shape[0])
+        return S + self.ridge * np.trace(S) / S.shape[0] * np.eye(S.shape[0])
 
     def _map(self, X, d):
         if self.stats_[d] is None:

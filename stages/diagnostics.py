@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
+from pipeline.coverage import present_domains
 from pipeline.diagnostics import accuracy_drops, direction_alignment, gap_vs_drop
 from pipeline.evaluation import headline_metrics
 from pipeline.prompts import domain_text_vectors
@@ -17,9 +18,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
-    p = load_params(params)
-    domains, classes = p["data"]["domains"], p["data"]["classes"]
+    p = read_params(params)
     img, X, txt, T = read_feature_stores(images, prompts)
+    domains, classes = present_domains(img, p.data.domains, "diagnostics"), p.data.classes
     acc = pd.read_csv(out_dir / "accuracy.csv")
     table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
     align = {kind: direction_alignment(X, img["domain"], img["label"], domain_text_vectors(txt, T, kind), domains, classes)

@@ -2,16 +2,16 @@
 
 Only images missing from the feature cache (``embed.cache_dir``) are embedded. ``--shard i/n``
 embeds this process's share of them into the cache and stops; a run without it (``dvc repro``)
-embeds whatever is still missing and assembles the store.
+embeds whatever is still missing and assembles the store (content columns only: no paths).
 """
 from pathlib import Path
 from typing import Optional
 
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
-from pipeline.data import MANIFEST_COLUMNS
-from pipeline.embed import embed_to_cache, embed_with_ray, parse_shard
+from pipeline.data import MANIFEST_COLUMNS, read_locator
+from pipeline.embed import embed_manifest, parse_shard
 from pipeline.encoders import load_encoder, provenance
 from pipeline.store import read_table, write_json
 
@@ -20,24 +20,19 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 @app.command()
 def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifest.parquet"),
-         out: Path = Path("features/images.parquet"), report: Path = Path("reports/embed.json"),
+         locator: Path = Path("data/paths.parquet"), out: Path = Path("features/images.parquet"),
+         report: Path = Path("reports/embed.json"),
          shard: Optional[str] = typer.Option(None, help="i/n: embed only share i of n into the cache"),
          engine: Optional[str] = typer.Option(None, help="local | ray (default: embed.engine)")) -> None:
-    p, df = load_params(params), read_table(manifest)[0]
-    e, share, engine = p["embed"], parse_shard(shard), engine or p["embed"]["engine"]
-    if engine not in ("local", "ray") or (engine == "ray" and shard):
-        raise ValueError(f"embed.engine={engine!r}: choose local or ray (--shard runs locally only)")
-    encoder = load_encoder(p["model"]["name"], e["device"])
-    common = dict(batch_size=e["batch_size"], shard_size=e["shard_size"], workers=e["workers"],
-                  runtime=e["runtime"], threads=e["threads"])
-    if engine == "ray":
-        cache, stats = embed_with_ray(df, encoder, e["cache_dir"], device=e["device"], **common, **e["ray"])
-    else:
-        cache, stats = embed_to_cache(df, encoder, e["cache_dir"], shard=share, **common)
+    p = read_params(params, model=True)
+    df, _, label_space = read_table(manifest)
+    df = df.assign(path=read_locator(df, locator).to_numpy())
+    encoder = load_encoder(p.model.name, p.embed.device)
+    cache, stats = embed_manifest(df, encoder, p.embed, parse_shard(shard), engine or p.embed.engine)
     print(f"embed_images: embedded {stats['embedded']} images ({stats['images_per_second']} img/s, "
-          f"{stats.get('runtime', engine)}), reused {stats['reused']} from {cache.dir}")
+          f"{stats.get('runtime', stats['engine'])}), reused {stats['reused']} from {cache.dir}")
     if shard is None:
-        rows = cache.assemble(out, df[MANIFEST_COLUMNS], provenance(encoder))
+        rows = cache.assemble(out, df[MANIFEST_COLUMNS], {**provenance(encoder), "label_space": label_space})
         write_json(report, {**stats, "store_rows": rows, "cache_key": cache.key})
         print(f"embed_images: {rows} rows -> {out}")
 

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
 from pipeline.encoders import load_encoder, provenance
 from pipeline.prompts import add_domain_averages, prompt_table
@@ -13,13 +13,11 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 @app.command()
 def main(params: Path = Path("params.yaml"), out: Path = Path("features/prompts.parquet")) -> None:
-    p = load_params(params)
-    pr = p["prompts"]
-    descriptions = {d: pr["domains"][d] for d in p["data"]["domains"]}
-    table = prompt_table(descriptions, pr["dummy_nouns"], p["data"]["classes"], pr["class_templates"])
-    encoder = load_encoder(p["model"]["name"], p["embed"]["device"])
-    emb = encoder.encode_texts(table["text"].tolist())
-    table, emb = add_domain_averages(table, emb, descriptions)
+    p = read_params(params, model=True)
+    descriptions = {d: p.prompts.domains[d] for d in p.data.domains}
+    table = prompt_table(descriptions, p.prompts.dummy_nouns, p.data.classes, p.prompts.class_templates)
+    encoder = load_encoder(p.model.name, p.embed.device)
+    table, emb = add_domain_averages(table, encoder.encode_texts(table["text"].tolist()), descriptions)
     write_table(out, table, emb, metadata=provenance(encoder))
     print(f"embed_prompts: {len(table)} prompts -> {out}")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
 from pipeline.encoders import load_encoder, provenance
 from pipeline.promptstyler import learn_styles, mean_abs_cos
@@ -18,17 +18,16 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 def main(params: Path = Path("params.yaml"), out: Path = Path("features/styles.parquet"),
          words: Path = Path("features/style_words.parquet"), report: Path = Path("reports/promptstyler_styles.json"),
          log: Path = Path("reports/promptstyler_styles.csv")) -> None:
-    p = load_params(params)
-    ps = p["promptstyler"]
-    encoder = load_encoder(p["model"]["name"], p["embed"]["device"])
-    styles = learn_styles(encoder, list(p["data"]["classes"]), k=ps["k"], iterations=ps["iterations"], lr=ps["lr"],
-                          momentum=ps["momentum"], init_std=ps["init_std"], seed=ps["seed"])
+    p = read_params(params, model=True)
+    ps = p.promptstyler
+    encoder = load_encoder(p.model.name, p.embed.device)
+    styles = learn_styles(encoder, p.data.classes, **ps.model_dump(exclude={"arcface"}))
     df, F = styles.table()
     meta = provenance(encoder)
     write_table(out, df, F, metadata=meta)
     write_table(words, pd.DataFrame({"style": range(len(styles.words))}), styles.words, metadata=meta)
     write_csv(log, styles.log)
-    summary = {"k": ps["k"], "iterations": ps["iterations"], "style_mean_abs_cos": round(mean_abs_cos(styles.style_features), 4),
+    summary = {"k": ps.k, "iterations": ps.iterations, "style_mean_abs_cos": round(mean_abs_cos(styles.style_features), 4),
                "content_accuracy": round(styles.content_accuracy(), 4),
                "seconds_per_style": round(float(styles.log["seconds"].mean()), 3), "device": encoder.device}
     write_json(report, summary)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
 from pipeline.metrics import own_description_top1, similarity_table
 from pipeline.reports import heatmap
@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
-    domains = load_params(params)["data"]["domains"]
+    domains = read_params(params).data.domains
     img, X, txt, T = read_feature_stores(images, prompts)
     tables, summary = [], {}
     for kind, label in (("domain", "single"), ("domain_avg", "class_averaged")):

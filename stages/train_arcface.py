@@ -3,7 +3,7 @@ features only (no image) -> models/promptstyler_arcface.npz."""
 from pathlib import Path
 
 import typer
-from _common import load_params, run
+from _common import read_params, run
 
 from pipeline.classifiers import ArcFace
 from pipeline.store import read_table, write_json
@@ -14,13 +14,11 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), styles: Path = Path("features/styles.parquet"),
          out: Path = Path("models/promptstyler_arcface.npz"), report: Path = Path("reports/arcface.json")) -> None:
-    p = load_params(params)
-    a = p["promptstyler"]["arcface"]
+    p = read_params(params)
     df, F, meta = read_table(styles)
-    label = {c: i for i, c in enumerate(p["data"]["classes"])}  # the manifest's label indices
+    label = {c: i for i, c in enumerate(p.data.classes)}  # the manifest's label indices
     y = df["class"].map(label).to_numpy()
-    clf = ArcFace(s=a["s"], m=a["m"], epochs=a["epochs"], lr=a["lr"], momentum=a["momentum"],
-                  batch_size=a["batch_size"], seed=a["seed"]).fit(F, y)
+    clf = ArcFace(**p.promptstyler.arcface.model_dump()).fit(F, y)
     clf.save(out, provenance=meta)
     write_json(report, {"n_features": len(df), "train_accuracy": round(float(clf.score(F, y)), 4)})
     print(f"train_arcface: {len(df)} style-content features -> {out}")

@@ -9,7 +9,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
 from pipeline.embed import embed_images, prefetched_batches
-from pipeline.encoders import ModelLoadError, load_encoder, provenance
+from pipeline.encoders import ModelLoadError, fetch, load_encoder, provenance
 from pipeline.randomclip import build_random_clip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,16 +65,23 @@ def test_missing_local_dir_names_model_name(tmp_path):
         load_encoder(str(tmp_path))
 
 
-def test_offline_hub_id_gives_clear_error_from_stage(tmp_path):
-    """The embed stage, offline, with a hub id: one line naming model.name and the fix, exit 1."""
+def test_a_hub_id_in_params_is_refused_with_the_fetch_command(tmp_path):
+    """The embed stage with a hub id: one line naming model.name and how to save it as a directory DVC
+    can depend on; exit 1."""
     params = tmp_path / "params.yaml"
-    params.write_text("model: {name: openai/clip-vit-base-patch32}\nembed: {device: cpu}\n"
-                      "data: {domains: [photo], classes: [dog]}\nprompts: {domains: {photo: a photo}, "
-                      "dummy_nouns: [goose], class_templates: ['a photo of a {}.']}\n")
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    params.write_text("model: {name: openai/clip-vit-base-patch32}\nembed: {device: cpu}\n")
     r = subprocess.run([sys.executable, os.path.join(REPO, "stages", "embed_prompts.py"), "--params", str(params),
-                        "--out", str(tmp_path / "p.parquet")], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 1
-    assert "model.name='openai/clip-vit-base-patch32'" in r.stderr and "local directory" in r.stderr
-    assert "Traceback" not in r.stderr
+                        "--out", str(tmp_path / "p.parquet")], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "model.name='openai/clip-vit-base-patch32'" in r.stderr
+    assert "python -m pipeline.encoders fetch openai/clip-vit-base-patch32 models/clip-vit-base-patch32" in r.stderr
     assert not (tmp_path / "p.parquet").exists()
+
+
+def test_fetch_saves_a_directory_that_loads_the_same_weights(tiny_clip, tmp_path):
+    """fetch goes through from_pretrained, which takes a hub id or a directory; offline we give it a directory."""
+    out = fetch(str(tiny_clip), tmp_path / "fetched")
+    assert load_encoder(str(out), "cpu").weight_hash == load_encoder(str(tiny_clip), "cpu").weight_hash
+    with pytest.raises(ModelLoadError, match="cannot fetch 'no-such-org/no-such-model'"):
+        fetch("no-such-org/no-such-model", tmp_path / "x")

@@ -4,8 +4,16 @@ import pandas as pd
 import pytest
 
 from pipeline.evaluation import ACCURACY_COLUMNS, evaluate_grid, headline_metrics, protocols
+from pipeline.params import Classifier, Operators, Translate
 
 DOMAINS = ["photo", "art_painting", "cartoon", "sketch"]
+TEXT_OPS = ("none", "translate_single", "translate_avg")
+
+
+def grid(images, X, text, W, probes=("logreg",), operators=TEXT_OPS, alpha=1.0, n_directions=32, **clf):
+    """evaluate_grid with typed sections built from a few keywords (one process, as in a unit test)."""
+    return evaluate_grid(images, X, text, W, DOMAINS, Classifier(probes=list(probes), n_jobs=1, **clf),
+                         Operators(names=list(operators), n_directions=n_directions), Translate(alpha=alpha))
 
 
 def synthetic(seed=0, n=40, d=24, k=5):
@@ -34,10 +42,11 @@ def test_protocol_list():
 
 def test_grid_shape_and_translation_gain():
     images, X, text, W = synthetic()
-    acc = evaluate_grid(images, X, text, W, DOMAINS, C=1.0)
+    acc = grid(images, X, text, W, C=1.0)
     assert list(acc.columns) == ACCURACY_COLUMNS
     counts = acc.groupby("protocol").size().to_dict()
     assert counts == {"zeroshot": 4, "in_domain": 4, "single_source": 36, "lodo": 12}
+    assert (acc["missing_classes"] == "").all()
     assert (acc["n_test"] == 40).all()
     ss = acc[acc.protocol == "single_source"].groupby("method")["accuracy"].mean()
     indom = acc[acc.protocol == "in_domain"]["accuracy"].mean()
@@ -53,7 +62,7 @@ def test_grid_shape_and_translation_gain():
 def test_source_training_rows_are_not_shifted():
     """In single-source, operators none/translate share one classifier: train features are identical."""
     images, X, text, W = synthetic(seed=1)
-    a = evaluate_grid(images, X, text, W, DOMAINS, alpha=0.0)
+    a = grid(images, X, text, W, alpha=0.0)
     ss = a[a.protocol == "single_source"].pivot_table(index=["source", "target"], columns="operator", values="accuracy")
     # alpha = 0 makes every operator the identity: all columns equal
     assert (ss.nunique(axis=1) == 1).all()
@@ -61,7 +70,7 @@ def test_source_training_rows_are_not_shifted():
 
 def test_svm_and_softmax_rows_join_the_grid():
     images, X, text, W = synthetic(seed=2)
-    acc = evaluate_grid(images, X, text, W, DOMAINS, probes=("logreg", "svm", "softmax"))
+    acc = grid(images, X, text, W, probes=("logreg", "svm", "softmax"))
     assert set(acc["classifier"]) == {"zeroshot", "logreg", "svm", "softmax"}
     assert {"svm+translate_single", "softmax+translate_avg"} <= set(acc["method"])
     indom = acc[acc.protocol == "in_domain"].groupby("classifier")["accuracy"].mean()
@@ -70,7 +79,7 @@ def test_svm_and_softmax_rows_join_the_grid():
     ss = acc[acc.protocol == "single_source"].groupby("classifier")["accuracy"].mean()
     assert ss["softmax"] == pytest.approx(ss["logreg"], abs=0.02)
     with pytest.raises(ValueError, match="classifier.probes"):
-        evaluate_grid(images, X, text, W, DOMAINS, probes=("knn",))
+        grid(images, X, text, W, probes=("knn",))
 
 
 def test_every_operator_in_the_grid_and_coral_helps_on_second_order_shift():
@@ -88,25 +97,25 @@ def test_every_operator_in_the_grid_and_coral_helps_on_second_order_shift():
     images, X = pd.concat(rows, ignore_index=True), np.concatenate(X)
     text = {kind: {dom: rng.normal(size=d) for dom in DOMAINS} for kind in ("domain", "domain_avg")}
     from pipeline.evaluation import OPERATORS
-    acc = evaluate_grid(images, X, text, np.eye(k, d), DOMAINS, operators=OPERATORS, n_directions=4)
+    acc = grid(images, X, text, np.eye(k, d), operators=OPERATORS, n_directions=4)
     ss = acc[acc.protocol == "single_source"].groupby("operator")["accuracy"].mean()
     assert set(ss.index) == set(OPERATORS)
     for op in ("center", "coral", "whiten"):
         assert ss[op] > ss["none"] + 0.1, op
     with pytest.raises(ValueError, match="operators"):
-        evaluate_grid(images, X, text, np.eye(k, d), DOMAINS, operators=("none", "magic"))
+        grid(images, X, text, np.eye(k, d), operators=("none", "magic"))
 
 
 def test_dann_rows_join_the_grid_on_cross_domain_protocols():
     images, X, text, W = synthetic(seed=3)
-    acc = evaluate_grid(images, X, text, W, DOMAINS, probes=("logreg", "dann"), operators=("none", "coral"),
-                        dann={"steps": 100})
+    acc = grid(images, X, text, W, probes=("logreg", "dann"), operators=("none", "coral"), dann={"steps": 100})
     d = acc[acc.classifier == "dann"]
     assert d.groupby("protocol").size().to_dict() == {"single_source": 12, "lodo": 4}
     assert set(d["operator"]) == {"none"} and set(d["method"]) == {"dann"}
     assert {"logreg+coral"} <= set(acc["method"])
-    with pytest.raises(ValueError, match="classifier.dann"):
-        evaluate_grid(images, X, text, W, DOMAINS, probes=("dann",), dann={"epochs": 3})
+    with pytest.raises(ValueError, match="classifier.dann.epochs: unknown key"):
+        from pipeline.params import parse_params
+        parse_params({"classifier": {"dann": {"epochs": 3}}})
 
 
 def test_shared_operator_fits_equal_per_pair_fits():

@@ -42,7 +42,7 @@ def test_whitening_gives_identity_then_known_shrunk_covariance():
 
 def test_coral_maps_target_onto_source_statistics():
     X, dom = gaussians()
-    Z = CORAL(eps=0.0).fit(X, dom, source_domains=["s"]).transform(X, dom)
+    Z = CORAL(ridge=0.0).fit(X, dom, source_domains=["s"]).transform(X, dom)
     np.testing.assert_array_equal(Z[dom == "s"], X[dom == "s"].astype(np.float32))
     np.testing.assert_allclose(Z[dom == "t"].mean(axis=0), X[dom == "s"].mean(axis=0), atol=1e-3)
     np.testing.assert_allclose(cov(Z[dom == "t"]), cov(X[dom == "s"]), rtol=1e-3, atol=1e-3)
