@@ -23,11 +23,13 @@ p["embed"]["batch_size"] = 32
 p["clip"].update(pairings=[["resnet", "minilm"]], use=["resnet", "minilm"], image_size=32, embed_dim=16,
                  resnet={"width": 8, "blocks": 1}, epochs=1, batch_size=32)
 p["promptstyler"].update(k=4, iterations=10)
+p["gap"]["subset_size"] = 30  # 70 images per domain: two disjoint subsets of at most 35
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
 start=$(date +%s)
 dvc repro > "$work/repro.log" 2>&1 || { tail -n 60 "$work/repro.log"; echo "dvc repro failed"; exit 1; }
 grep -E "^(Running stage|prepare:|embed_images:|embed_prompts:)" "$work/repro.log"
+if grep -q "train_clip" "$work/repro.log"; then echo "train_clip ran with a transformers model.name"; exit 1; fi
 echo "dvc repro: $(( $(date +%s) - start )) s"
 mkdir -p ci
 cp reports/metrics.json ci/metrics.json

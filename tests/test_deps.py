@@ -1,0 +1,80 @@
+"""Every stage's deps in dvc.yaml (and models/dvc.yaml) hold every project module its script imports,
+transitively: an edit to any of them reruns the stage, so no result can go stale."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_FILES = [REPO / "dvc.yaml", REPO / "models" / "dvc.yaml"]
+
+
+def _module_file(name: str) -> Path | None:
+    """The project file of a dotted module name (``pipeline.x`` / ``_common``), or None if not ours."""
+    if name == "_common":
+        return REPO / "stages" / "_common.py"
+    if name == "pipeline" or name.startswith("pipeline."):
+        path = REPO.joinpath(*name.split("."))
+        return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    return None
+
+
+def imports_of(path: Path) -> set[Path]:
+    """Project files ``path`` imports anywhere in its body (top level or inside functions)."""
+    package = "pipeline" if path.parent.name == "pipeline" else None
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: only inside the pipeline package
+                base = f"{package}.{base}" if base else package
+            names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pipeline import x` -> pipeline/x.py
+        for name in names:
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing pipeline.x runs pipeline/__init__.py first
+                f = _module_file(".".join(parts[:i]))
+                if f is not None and f.is_file():
+                    found.add(f)
+    return found - {path}
+
+
+def closure(script: Path) -> set[Path]:
+    todo, seen = [script], {script}
+    while todo:
+        for f in imports_of(todo.pop()):
+            if f not in seen:
+                seen.add(f)
+                todo.append(f)
+    return seen
+
+
+def stages():
+    for file in PIPELINE_FILES:
+        spec = yaml.safe_load(file.read_text())
+        for name, stage in spec["stages"].items():
+            wdir = (file.parent / stage.get("wdir", ".")).resolve()
+            yield file, name, stage, wdir
+
+
+@pytest.mark.parametrize("file,name,stage,wdir", list(stages()), ids=lambda v: v if isinstance(v, str) else "")
+def test_stage_deps_are_the_import_closure_of_its_script(file, name, stage, wdir):
+    script = wdir / stage["cmd"].split()[1]
+    assert stage["cmd"].startswith("python stages/") and script.is_file(), stage["cmd"]
+    declared = {(wdir / d).resolve() for d in stage.get("deps", []) if str(d).endswith(".py")}
+    needed = closure(script.resolve())
+    rel = lambda s: sorted(str(p.relative_to(REPO)) for p in s)  # noqa: E731
+    assert not needed - declared, f"{file.name}:{name} misses deps {rel(needed - declared)}"
+    assert not declared - needed, f"{file.name}:{name} lists modules it does not import {rel(declared - needed)}"
+
+
+def test_closure_follows_relative_and_lazy_imports():
+    got = {str(p.relative_to(REPO)) for p in closure(REPO / "stages" / "embed_prompts.py")}
+    # encoders imports miniclip lazily (inside load_encoder); miniclip imports randomclip lazily
+    assert {"stages/_common.py", "pipeline/__init__.py", "pipeline/encoders.py", "pipeline/miniclip.py",
+            "pipeline/randomclip.py", "pipeline/params.py", "pipeline/errors.py"} <= got
