@@ -118,11 +118,9 @@ def inception_score(probs: np.ndarray) -> float:
 
 
 GAP_COLUMNS = ["metric", "source", "target", "value", "ci_low", "ci_high", "bias"]
-INTERVALS = {
-    "full_set": "value +- z * SD of gap.n_boot bootstrap replicates (normal bootstrap interval); "
-                "bias = mean(replicates) - value, the bootstrap estimate of the statistic's upward 1/n bias",
-    "subsets": "value = mean over gap.n_subsets subset pairs of gap.subset_size; interval = value +- z * SD over "
-               "those subsets (how much one subset's estimate varies); unbiased estimator, bias 0",
+INTERVALS = {  # what ci_low / ci_high mean, recorded in reports/domain_gap.json (docs/methods.md says more)
+    "full_set": "all images; value +- z SD of the bootstrap replicates; bias = bootstrap bias estimate",
+    "subsets": "mean over subsets; value +- z SD over subsets (one subset's spread); unbiased",
 }
 
 
