@@ -43,9 +43,11 @@ def direction_alignment(X: np.ndarray, domains, labels, text: dict[str, np.ndarr
     return pd.DataFrame(rows)
 
 
-def accuracy_drops(acc: pd.DataFrame, method: str = "logreg") -> pd.DataFrame:
-    """drop(s -> t) = acc(s -> s, in-domain) - acc(s -> t), for ``method`` with operator none."""
-    a = acc[(acc["method"] == method)]
+def accuracy_drops(acc: pd.DataFrame, method: str = "logreg", selection: str = "train_val") -> pd.DataFrame:
+    """drop(s -> t) = acc(s -> s, in-domain) - acc(s -> t), for ``method`` (operator none) as chosen by
+    ``selection``, each accuracy the mean over trials."""
+    a = acc[(acc["method"] == method) & (acc["selection"] == selection)]
+    a = a.groupby(["protocol", "source", "target"], sort=False)["accuracy"].mean().reset_index()
     indom = a[a["protocol"] == "in_domain"].set_index("source")["accuracy"]
     cross = a[a["protocol"] == "single_source"][["source", "target", "accuracy"]].rename(columns={"accuracy": "cross_accuracy"})
     cross["in_domain_accuracy"] = cross["source"].map(indom)

@@ -170,6 +170,7 @@ def provenance(encoder: Encoder) -> dict:
         "dim": encoder.dim,
         "preprocessing": encoder.preprocess.to_dict(),
         "torch": torch.__version__,
+        "trained_on": getattr(encoder, "trained_on", None),  # set for a model trained on this dataset (MiniCLIP)
     }
 
 

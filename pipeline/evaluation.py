@@ -1,197 +1,328 @@
-"""The evaluation grid on cached features: zero-shot, linear probes per source, translation.
+"""The evaluation on cached features: plan -> fit -> score -> select, over trials, with a cell cache.
 
-Protocols (PACS, Li et al. ICCV 2017), always scored on the *test split* of the target domain:
+Protocols (PACS, Li et al. ICCV 2017), always scored on the target domain's *test* rows of a trial:
 
-* ``zeroshot``      – CLIP zero-shot, no training images;
-* ``in_domain``     – probe trained on the train split of the same domain (reference level);
-* ``single_source`` – probe trained on one domain, tested on each of the 3 others (12 pairs);
-* ``lodo``          – leave-one-domain-out: trained on the other 3 domains.
+* ``zeroshot``      -- image-free methods (CLIP zero-shot, PromptStyler): no training image;
+* ``in_domain``     -- trained on the train rows of the same domain (reference level);
+* ``single_source`` -- trained on one domain, tested on each other one;
+* ``lodo``          -- leave-one-domain-out: trained on the other domains.
 
-Each probe (logistic regression; optionally linear SVM and a torch softmax layer) is scored
-after each feature-space operator in ``operators``: ``none``; text-guided translation with single
-(``translate_single``) or class-averaged (``translate_avg``) descriptions; ``text_removal``
-(text only); ``center``, ``whiten``, ``coral``, ``selective_whiten``, which are fit on the
-unlabelled *train split* of the source and target domains and never on test images. ``none``
-applies the same normalisation as the translation (alpha = 0), so that comparison isolates the shift.
+For every trial (:mod:`pipeline.partition`) and setting, every operator variant (an operator of
+``operators.names`` at one point of its grid) and every learner variant (a probe at one C, or an
+adapter at one point of its grid) is one *cell*: fit on the sources' train rows, scored on the
+sources' validation rows, the target's validation rows and the target's test rows. A
+selection method (:mod:`pipeline.selection`) then picks, per (trial, setting, operator, learner),
+the grid point to report. LODO validation adds ``lodo_val`` settings: trained on all sources but one
+and scored on that one's train + validation rows.
+
+The work is planned as jobs (one per trial and source set, so that operators whose training rows
+coincide -- none, translation, CORAL on source rows -- share one fit), run in ``classifier.n_jobs``
+processes; each job fits its operators, builds its training matrices, fits every probe at every C
+on each distinct one, and returns its cells' accuracies. Cells found in the cache are not planned.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from .classifiers import ADAPTERS, PROBES, ZeroShotClassifier, fit_probes
+from .adapters import ADAPTERS
+from .cellcache import CellCache, cell_key
 from .coverage import setting_gaps, warn_setting
-from .metrics import accuracy
-from .operators import CORAL, MeanCentering, SelectiveWhitening, TextSubspaceRemoval, TextTranslation, Whitening
-from .params import Classifier, Operators, Translate
+from .imagefree import IMAGE_FREE
+from .operators import OPERATORS, check_sections
+from .params import Params
+from .partition import TEST, TRAIN, VAL, digest, partitions
+from .probes import PROBES, fit_probes
+from .selection import SELECTIONS, pick
 
 log = logging.getLogger(__name__)
-ACCURACY_COLUMNS = ["method", "protocol", "classifier", "operator", "source", "target", "n_test", "accuracy",
-                    "missing_classes"]
-PER_DOMAIN = ("center", "whiten")  # operators whose map of a domain depends on that domain's rows only
-PER_SOURCE = ("coral",)  # ... on that domain's and the source domains' rows only
-DESCRIPTION_KINDS = {"translate_single": "domain", "translate_avg": "domain_avg"}
-OPERATORS = ("none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
-             "selective_whiten")
+ACCURACY_COLUMNS = ["trial", "selection", "protocol", "method", "classifier", "operator", "source", "target",
+                    "hparams", "val_accuracy", "accuracy", "n_test", "missing_classes"]
 
 
-def fit_operator(name: str, X: np.ndarray, domains: np.ndarray, sources: list[str],
-                 domain_text: dict[str, dict[str, np.ndarray]], operators: Operators = Operators(),
-                 translate: Translate = Translate()):
-    """A fitted operator with ``transform(X, domains)``; ``X`` / ``domains`` are the unlabelled
-    rows it may use (train split of the sources and the target)."""
-    if name == "none" or name in DESCRIPTION_KINDS:
-        kind, a = ("domain", 0.0) if name == "none" else (DESCRIPTION_KINDS[name], translate.alpha)
-        return TextTranslation(domain_text[kind], a, translate.normalize_before,
-                               translate.normalize_after).fit(source_domains=sources)
-    if name == "text_removal":
-        return TextSubspaceRemoval(domain_text["domain"]).fit()
-    if name == "coral":
-        return CORAL(ridge=operators.coral_ridge).fit(X, domains, source_domains=sources)
-    op = {"center": MeanCentering(), "whiten": Whitening(operators.whiten_shrinkage),
-          "selective_whiten": SelectiveWhitening(min(operators.n_directions, X.shape[1]),
-                                                 operators.whiten_shrinkage)}.get(name)
-    if op is None:
-        raise ValueError(f"operators: unknown {name!r}; choose from {list(OPERATORS)}")
-    return op.fit(X, domains)
+@dataclass(frozen=True)
+class Setting:
+    protocol: str  # in_domain | single_source | lodo | lodo_val (trained on a LODO setting's sources but one)
+    sources: tuple[str, ...]
+    target: str
+    parent: str | None = None  # lodo_val: the LODO target it validates
 
+    @property
+    def scored(self) -> bool:
+        return self.protocol != "lodo_val"
 
-def shared_fit_key(op: str, sources: list[str], target: str) -> tuple:
-    """Pairs whose operator fits are identical share one: a ``PER_DOMAIN`` operator fit once on every
-    train row maps each domain as a fit on (sources + target) would, and so does a ``PER_SOURCE``
-    one for every target of the same sources. Keys of length 3 are fit per pair."""
-    return (op,) if op in PER_DOMAIN else (op, tuple(sources)) if op in PER_SOURCE else (op, tuple(sources), target)
+    def label(self) -> list:
+        return [self.protocol, list(self.sources), self.target]
 
 
 def protocols(domains: list[str]) -> list[tuple[str, list[str], str]]:
-    """(protocol, source domains, target domain) for every evaluated setting."""
+    """(protocol, source domains, target domain) for every scored setting."""
     out = [("in_domain", [d], d) for d in domains]
     out += [("single_source", [s], t) for s in domains for t in domains if s != t]
     out += [("lodo", [s for s in domains if s != t], t) for t in domains]
     return out
 
 
-def image_free_rows(images: pd.DataFrame, X: np.ndarray, clf, domains: list[str], method: str,
-                    classifier: str, classes: list[str]) -> list[tuple]:
-    """Accuracy rows (protocol ``zeroshot``: trained on no image) of a fitted classifier predicting
-    class indices, on the test split of every domain."""
-    test = (images["split"] == "test").to_numpy()
+def settings(domains: list[str], lodo_val: bool) -> list[Setting]:
+    out = [Setting(p, tuple(s), t) for p, s, t in protocols(domains)]
+    if lodo_val:
+        for t in domains:
+            sources = [s for s in domains if s != t]
+            if len(sources) >= 2:
+                out += [Setting("lodo_val", tuple(s for s in sources if s != h), h, parent=t) for h in sources]
+    return out
+
+
+def grid(values: dict) -> list[dict]:
+    """Every combination of the values (a scalar is a grid of one), in params order."""
+    keys = list(values)
+    lists = [v if isinstance(v, list) else [v] for v in values.values()]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
+
+
+def operator_variants(p: Params) -> list[tuple[str, dict]]:
+    """(operator name, hyper-parameters) for every operator of ``operators.names`` x its grid."""
+    out = []
+    check_sections(p.operators.grids())
+    for name in OPERATORS.check(p.operators.names):
+        op = OPERATORS[name]
+        section = p.operators.grids().get(name, {}) if op.section().startswith("operators.") else p.translate.model_dump()
+        values = {k: section.get(k, default) for k, default in op.hyper.items()}
+        out += [(name, h) for h in grid(values)]
+    return out
+
+
+def learner_variants(p: Params) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+    """(probe, {C}) and (adapter, hyper) variants of ``classifier.probes`` x their grids."""
+    c = p.classifier
+    probes, adapters = [], []
+    for name in c.probes:
+        if name in ADAPTERS:
+            adapters += [(name, h) for h in grid(c.dann.grids())]
+        else:
+            PROBES[name]
+            probes += [(name, {"C": C}) for C in c.C_grid()]
+    return probes, adapters
+
+
+# ------------------------------------------------------------------------------------------- jobs
+def _fit_operator(name, hyper, text, X, dom, rows, sources):
+    return OPERATORS[name](text=text, **hyper).fit(X[rows], dom[rows], list(sources))
+
+
+def _accuracy(y_true, y_pred) -> float:
+    return float((np.asarray(y_true) == np.asarray(y_pred)).mean()) if len(y_true) else float("nan")
+
+
+def run_probe_job(X, dom, y, part, text, sources, jobs, premapped, clf_args) -> dict:
+    """One trial x source set: ``jobs`` = [(setting, operator, hyper, cell keys {(probe, C): key})].
+    Operators of scope ``global`` / ``domain`` arrive already applied to every row (``premapped``); the
+    others are fit here on the unlabelled train rows their scope allows. Every probe is fit at the Cs
+    its missing cells need, once per distinct training matrix. Returns {cell key: accuracies}."""
+    train = part == TRAIN
+    src = np.isin(dom, sources)
+    tr = train & src
+    ytr, fitted_ops, fits, out = y[tr], {}, {}, {}
+    for setting, name, hyper, keys in jobs:
+        hkey = (name, json.dumps(hyper, sort_keys=True))
+        if hkey in premapped:
+            Z = premapped[hkey]
+            mapped = lambda m: Z[m]  # noqa: E731
+        else:
+            share = hkey + ((setting.target,) if OPERATORS[name].scope == "pair" else ())
+            if share not in fitted_ops:
+                rows = train if OPERATORS[name].scope == "sources" else train & np.isin(dom, [*sources, setting.target])
+                fitted_ops[share] = _fit_operator(name, hyper, text, X, dom, rows, sources)
+            mapped = lambda m, op=fitted_ops[share]: op.transform(X[m], dom[m])  # noqa: E731
+        Xtr = mapped(tr)
+        h = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
+        h.update(ytr.tobytes())
+        have = fits.setdefault(h.hexdigest(), {})
+        for probe in sorted({pr for pr, _ in keys}):
+            missing = sorted({C for pr, C in keys if pr == probe and (pr, C) not in have})
+            if missing:
+                have.update(fit_probes([probe], Xtr, ytr, missing, **clf_args))
+        tgt = dom == setting.target
+        evals = {"source_val": (part == VAL) & src}
+        if setting.scored:
+            evals["target_val"], evals["test"] = (part == VAL) & tgt, (part == TEST) & tgt
+        else:  # a held-out source of LODO validation: all of its rows that no test touches
+            evals["target_val"] = (part != TEST) & tgt
+        data = {k: (mapped(m), y[m]) for k, m in evals.items()}
+        for (probe, C), key in keys.items():
+            clf = have[probe, C]
+            acc = {k: _accuracy(yy, clf.predict(Z)) if len(yy) else float("nan") for k, (Z, yy) in data.items()}
+            out[key] = {"source_val": acc["source_val"], "target_val": acc["target_val"], "test": acc.get("test", np.nan),
+                        "n_source_val": len(data["source_val"][1]), "n_target_val": len(data["target_val"][1]),
+                        "n_test": len(data["test"][1]) if "test" in data else 0}
+    return out
+
+
+def premap(X, dom, part, text, ops, domains) -> dict:
+    """{(operator, hyper json): every row mapped} for the operators that map each domain alone
+    (scope ``global`` or ``domain``): fit once per trial on every train row, shared by all jobs."""
+    train = part == TRAIN
+    out = {}
+    for name, hyper in ops:
+        if OPERATORS[name].scope in ("global", "domain"):
+            op = _fit_operator(name, hyper, text, X, dom, train, domains)
+            out[name, json.dumps(hyper, sort_keys=True)] = op.transform(X, dom)
+    return out
+
+
+def run_adapter_job(X, dom, y, part, name, hyper, tasks, seed) -> dict:
+    """One adapter at one grid point on several (setting, key) tasks in one batched run."""
+    train, est = part == TRAIN, ADAPTERS[name](seed=seed, **hyper)
+    data = []
+    for setting, _ in tasks:
+        tr = train & np.isin(dom, setting.sources)
+        data.append((X[tr], y[tr], X[train & (dom == setting.target)]))
+    out = {}
+    for (setting, key), clf in zip(tasks, est.fit_many(data)):
+        src, tgt = np.isin(dom, setting.sources), dom == setting.target
+        ev = {"source_val": (part == VAL) & src,
+              "target_val": ((part == VAL) if setting.scored else (part != TEST)) & tgt,
+              "test": (part == TEST) & tgt if setting.scored else np.zeros(len(dom), bool)}
+        out[key] = {**{k: _accuracy(y[m], clf.predict(X[m])) if m.any() else float("nan") for k, m in ev.items()},
+                    **{f"n_{k}": int(m.sum()) for k, m in ev.items()}}
+    return out
+
+
+# ----------------------------------------------------------------------------------------- driver
+def features_digest(images: pd.DataFrame, X: np.ndarray) -> str:
+    h = hashlib.sha256(memoryview(np.ascontiguousarray(X, np.float32)).cast("B"))
+    for col in ("image_id", "domain", "label"):
+        h.update("\x00".join(map(str, images[col])).encode())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class Plan:
+    """What a run computes: per trial, the partition and every cell's key (and which are missing)."""
+    parts: list
+    cells: list  # (trial, setting, operator, op hyper, learner kind, learner, learner hyper, key)
+    probe_jobs: list  # (trial, sources, jobs)
+    adapter_jobs: list  # (trial, adapter, hyper, tasks)
+
+
+def plan(images: pd.DataFrame, X: np.ndarray, domains: list[str], p: Params, cache: CellCache,
+         fixed_test: bool) -> Plan:
+    """Every cell of the grid, and the jobs that compute the ones the cache lacks."""
+    ev = p.evaluation
+    sels = SELECTIONS.check(ev.selection)
+    parts = partitions(images, ev.trials, p.data.test_fraction, p.data.val_fraction, p.data.split_seed, fixed_test)
+    feats = features_digest(images, X)
+    ops, (probes, adapters) = operator_variants(p), learner_variants(p)
+    clf = p.classifier
+    common = {"max_iter": clf.max_iter, "standardize": clf.standardize, "seed": clf.seed}
+    sets = settings(domains, "lodo_val" in sels)
+    cells, probe_jobs, adapter_jobs = [], [], {}
+    for t, part in enumerate(parts):
+        pkey = digest(part)
+        by_sources: dict[tuple, list] = {}
+        for s in sets:
+            for op, oh in ops:
+                if s.protocol == "in_domain" and op != "none":
+                    continue  # operators align domains; in-domain there is nothing to align
+                keys = {}
+                for probe, lh in probes:
+                    key = cell_key(feats, pkey, s.label(), op, oh, "probe", probe, lh, common)
+                    cells.append((t, s, op, oh, "probe", probe, lh, key))
+                    if cache.get(key) is None:
+                        keys[probe, lh["C"]] = key
+                if keys:
+                    by_sources.setdefault(s.sources, []).append((s, op, oh, keys))
+            if s.protocol in ("single_source", "lodo", "lodo_val"):
+                for name, ah in adapters:
+                    key = cell_key(feats, pkey, s.label(), "none", {}, "adapter", name, ah, clf.dann.fixed(), clf.seed)
+                    cells.append((t, s, "none", {}, "adapter", name, ah, key))
+                    if cache.get(key) is None:
+                        adapter_jobs.setdefault((t, name, json.dumps(ah, sort_keys=True)), []).append((s, key))
+        probe_jobs += [(t, src, jobs) for src, jobs in by_sources.items()]
+    adapter_jobs = [(t, name, {**json.loads(h), **clf.dann.fixed()}, tasks) for (t, name, h), tasks in adapter_jobs.items()]
+    return Plan(parts, cells, probe_jobs, adapter_jobs)
+
+
+def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,
+        progress: bool = False) -> None:
+    """Run the plan's jobs (``classifier.n_jobs`` processes) and put every computed cell in the cache."""
     dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
-    return [(method, "zeroshot", classifier, "none", "-", t, int(m.sum()), accuracy(y[m], clf.predict(X[m])),
-             setting_gaps(np.arange(len(classes)), y[m], classes))
-            for t in domains for m in [test & (dom == t)]]
+    clf = p.classifier
+    clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize}
+    jobs = [delayed(run_adapter_job)(X, dom, y, pl.parts[t], name, h, tasks, clf.seed)
+            for t, name, h, tasks in pl.adapter_jobs]
+    ops, domains = operator_variants(p), sorted(set(dom))
+    premapped = {t: premap(X, dom, pl.parts[t], text, ops, domains) for t in sorted({t for t, _, _ in pl.probe_jobs})}
+    jobs += [delayed(run_probe_job)(X, dom, y, pl.parts[t], text, list(src), js, premapped[t], clf_args)
+             for t, src, js in pl.probe_jobs]
+    if not jobs:
+        return
+    with threadpool_limits(1 if clf.n_jobs != 1 else None):  # the workers take the cores
+        for result in Parallel(n_jobs=clf.n_jobs, return_as="generator")(jobs):
+            for key, value in result.items():
+                cache.put(key, value)
 
 
-def evaluate_grid(images: pd.DataFrame, X: np.ndarray, domain_text: dict[str, dict[str, np.ndarray]],
-                  class_weights: np.ndarray, domains: list[str], classifier: Classifier = Classifier(),
-                  operators: Operators = Operators(), translate: Translate = Translate(),
-                  classes: list[str] | None = None) -> pd.DataFrame:
-    """Long-format accuracy table (``ACCURACY_COLUMNS``).
-
-    ``images`` has columns domain, label, split aligned with ``X``; ``domain_text`` maps a
-    description kind (``domain`` / ``domain_avg``) to {domain: E_T vector}; ``classes`` names the
-    labels (default: their indices). Probes whose training matrices are identical (one source under
-    every operator) are fit once; distinct fits run in ``classifier.n_jobs`` processes.
-    ``classifier.probes`` names entries of :data:`pipeline.classifiers.PROBES` or ``dann``; DANN
-    learns its own alignment from the unlabelled target train split, so it is scored on raw
-    features only (operator ``none``; single-source and LODO).
-    """
-    probes, n_jobs, seed = tuple(classifier.probes), classifier.n_jobs, classifier.seed
-    C, max_iter, standardize, dann = classifier.C, classifier.max_iter, classifier.standardize, classifier.dann.model_dump()
-    classes = classes or [str(i) for i in range(len(class_weights))]
-    unknown = set(probes) - set(PROBES) - set(ADAPTERS)
-    if unknown:
-        raise ValueError(f"classifier.probes: unknown {sorted(unknown)}; choose from {sorted({*PROBES, *ADAPTERS})}")
-    dom = images["domain"].to_numpy()
-    y = images["label"].to_numpy()
-    train = (images["split"] == "train").to_numpy()
-    test = (images["split"] == "test").to_numpy()
+def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list[str], p: Params, pl: Plan,
+          cache: CellCache, image_free: dict) -> pd.DataFrame:
+    """Accuracy rows (``ACCURACY_COLUMNS``): per trial, selection method, scored setting and method, the
+    selected grid point's test accuracy; image-free methods per trial and target."""
+    dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
     rows = []
-
-    rows += image_free_rows(images, X, ZeroShotClassifier(class_weights).fit(), domains, "zeroshot", "zeroshot", classes)
-
-    unknown = set(operators.names) - set(OPERATORS)
-    if unknown:
-        raise ValueError(f"operators.names: unknown {sorted(unknown)}; choose from {list(OPERATORS)}")
-    settings = [(p, s, t, train & np.isin(dom, s), test & (dom == t)) for p, s, t in protocols(domains)]
-    for p, s, t, tr, te in settings:
-        if not tr.any() or not te.any():
-            log.warning("evaluate: %s %s -> %s has no %s rows; it is left out (see reports/prepare.json)", p,
-                        "+".join(s), t, "train" if not tr.any() else "test")
-    settings = [st for st in settings if st[3].any() and st[4].any()]
-    gaps = {(p, tuple(s), t): setting_gaps(y[tr], y[te], classes) for p, s, t, tr, te in settings}
-    for (p, s, t), g in gaps.items():
-        warn_setting("evaluate", p, list(s), t, g)
-    adapters = [probe for probe in probes if probe in ADAPTERS]  # only they need the raw-feature sets
-    linear = [probe for probe in probes if probe in PROBES]
-    adapt = {(p, "+".join(s), t): (X[tr], y[tr], X[train & (dom == t)], X[te], y[te])
-             for p, s, t, tr, te in settings if p != "in_domain" and adapters}
-    jobs, labels = [], []  # scored settings; (probe, train-set key(s)) of each fit, in dispatch order
-
-    def fits():
-        """Batched adapter fits first (the longest jobs; n_jobs batches each), then one job per distinct
-        train set fitting every linear probe on it (:func:`fit_probes`), yielded as soon as its operator
-        is fit so workers start while the main process fits the next operators."""
-        n = max(n_jobs, 1)
-        for probe in adapters:
-            for keys in [list(adapt)[i::n] for i in range(n) if list(adapt)[i::n]]:
-                labels.append((probe, keys))
-                yield delayed(ADAPTERS[probe](seed=seed, **dann).fit_many)([adapt[k][:3] for k in keys])
-        seen, ops = set(), {}
-        for protocol, sources, target, tr, te in settings:
-            unlabeled = train & np.isin(dom, [*sources, target])
-            (Xs, ds, ys), (Xt, dt, yt) = (X[tr], dom[tr], y[tr]), (X[te], dom[te], y[te])  # once per setting
-            for op in operators.names:
-                if protocol == "in_domain" and op != "none":
-                    continue  # operators align domains; there is nothing to align in-domain
-                fit_key = shared_fit_key(op, sources, target)
-                if fit_key not in ops:
-                    rows_ = train if len(fit_key) < 3 else unlabeled
-                    ops[fit_key] = fit_operator(op, X[rows_], dom[rows_], sources, domain_text, operators, translate)
-                tt = ops[fit_key]
-                Xtr = tt.transform(Xs, ds)
-                digest = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
-                digest.update(ys.tobytes())
-                key = digest.hexdigest()
-                jobs.append((protocol, sources, target, op, key, tt.transform(Xt, dt), yt))
-                if key in seen:  # one source under several operators can give the same training matrix
-                    continue
-                seen.add(key)
-                if linear:
-                    labels.append(("probes", key))
-                    yield delayed(fit_probes)(linear, Xtr, ys, C, max_iter, seed, standardize)
-
-    clfs = {}
-    with threadpool_limits(1 if n_jobs != 1 else None):  # the workers take the cores; BLAS threads would spin
-        fitted = list(zip(labels, Parallel(n_jobs=n_jobs)(fits())))
-    for (probe, k), clf in fitted:  # adapters: a batch of train-set keys; linear probes: {probe: clf} of one key
-        clfs.update(zip([(probe, key) for key in k], clf) if probe in ADAPTERS else
-                    [((name, k), c) for name, c in clf.items()])
-    for probe in probes:
-        if probe in ADAPTERS:
-            for key, (*_, Xte, yte) in adapt.items():
-                rows.append((probe, key[0], probe, "none", key[1], key[2], len(yte),
-                             accuracy(yte, clfs[probe, key].predict(Xte)), gaps[key[0], tuple(key[1].split("+")), key[2]]))
+    for t, part in enumerate(pl.parts):
+        for name, model in image_free.items():
+            pred = model.predict(X)
+            for target in domains:
+                m = (part == TEST) & (dom == target)
+                rows.append((t, "-", "zeroshot", name, IMAGE_FREE[name].classifier, "none", "-", target, "{}",
+                             np.nan, _accuracy(y[m], pred[m]), int(m.sum()), setting_gaps(np.arange(len(classes)), y[m], classes)))
+    groups: dict[tuple, list] = {}
+    for t, s, op, oh, kind, learner, lh, key in pl.cells:
+        value = dict(cache.get(key), hparams={**oh, **lh})
+        groups.setdefault((t, s.protocol, s.sources, s.target, s.parent, op, kind, learner), []).append(value)
+    heldout: dict[tuple, list] = {}  # (trial, LODO target, op, learner, hparams) -> held-out accuracies
+    for (t, protocol, sources, target, parent, op, kind, learner), vals in groups.items():
+        if protocol == "lodo_val":
+            for v in vals:
+                heldout.setdefault((t, parent, op, learner, json.dumps(v["hparams"], sort_keys=True)), []).append(
+                    v["target_val"])
+    for (t, protocol, sources, target, parent, op, kind, learner), vals in groups.items():
+        if protocol == "lodo_val":
             continue
-        for protocol, sources, target, op, key, Xte, yte in jobs:
-            method = probe if op == "none" else f"{probe}+{op}"
-            rows.append((method, protocol, probe, op, "+".join(sources), target, len(yte),
-                         accuracy(yte, clfs[probe, key].predict(Xte)), gaps[protocol, tuple(sources), target]))
+        part = pl.parts[t]
+        gaps = setting_gaps(y[(part == TRAIN) & np.isin(dom, sources)], y[(part == TEST) & (dom == target)], classes)
+        for v in vals:
+            v["heldout"] = heldout.get((t, target, op, learner, json.dumps(v["hparams"], sort_keys=True)), [])
+        for sel_name in p.evaluation.selection:
+            sel = SELECTIONS[sel_name]
+            if sel.protocols and protocol not in sel.protocols:
+                continue
+            best, val = pick(vals, sel)
+            method = learner if op == "none" else f"{learner}+{op}"
+            rows.append((t, sel_name, protocol, method, learner, op, "+".join(sources), target,
+                         json.dumps(best["hparams"], sort_keys=True), val, best["test"], best["n_test"], gaps))
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
-def headline_metrics(acc: pd.DataFrame) -> dict:
-    """Mean accuracy per protocol and method (plus per-target for zero-shot and LODO)."""
-    out: dict = {}
-    for protocol, g in acc.groupby("protocol", sort=False):
-        block = {m: round(float(v), 4) for m, v in g.groupby("method", sort=False)["accuracy"].mean().items()}
-        if protocol in ("zeroshot", "lodo"):
-            for m, gm in g.groupby("method", sort=False):
-                block[f"{m}_per_target"] = {t: round(float(a), 4) for t, a in zip(gm["target"], gm["accuracy"])}
-        out[protocol] = block
-    return out
+def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str], classes: list[str], p: Params,
+             image_free: dict, cache: CellCache, fixed_test: bool) -> tuple[pd.DataFrame, dict]:
+    """The whole evaluation: (accuracy rows, run info: cells, computed, cached, trials, fixed_test)."""
+    pl = plan(images, X, domains, p, cache, fixed_test)
+    dom, y, part = images["domain"].to_numpy(), images["label"].to_numpy(), pl.parts[0]
+    for protocol, sources, target in protocols(domains):  # what the data lacks, said once (trial 0)
+        warn_setting("evaluate", protocol, sources, target,
+                     setting_gaps(y[(part == TRAIN) & np.isin(dom, sources)], y[(part == TEST) & (dom == target)], classes))
+    before = len(cache.new)
+    fit(images, X, text, p, pl, cache)
+    acc = score(images, X, domains, classes, p, pl, cache, image_free)
+    info = {"cells": len(pl.cells), "computed": len(cache.new) - before, "trials": p.evaluation.trials,
+            "fixed_test": fixed_test}
+    return acc, info

@@ -234,6 +234,7 @@ class MiniClipEncoder:
                                      rescale_factor=1 / 255, mean=CLIP_MEAN, std=CLIP_STD)
         self.dim = self.model.spec["embed_dim"]
         self.weight_hash = state_dict_hash(self.model)
+        self.trained_on = self.model.spec.get("trained_on")  # the split it was trained on (train_clip)
 
     def image_tower(self) -> nn.Module:
         """pixels -> E_I as one module (what the ONNX runtime exports)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParamsError
 
@@ -27,6 +27,7 @@ NonNegInt = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+HalfOpenFraction = Annotated[float, Field(ge=0, lt=1)]
 UnitInterval = Annotated[float, Field(ge=0, le=1)]
 Momentum = Annotated[float, Field(ge=0, lt=1)]
 Names = Annotated[list[str], Field(min_length=1)]
@@ -51,6 +52,7 @@ class Data(Section):
     domains: Names = ["photo", "art_painting", "cartoon", "sketch"]
     classes: Names = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
     test_fraction: Fraction = 0.2
+    val_fraction: HalfOpenFraction = 0.2  # of each domain's train split, held out for model selection
     split_seed: NonNegInt = 0
     on_bad_image: Literal["fail", "skip"] = "fail"
     workers: PositiveInt = 4
@@ -178,22 +180,49 @@ class Prompts(Section):
         return v
 
 
+def _grid(values):
+    """A scalar, or a non-empty list without duplicates (a hyper-parameter grid)."""
+    if isinstance(values, list):
+        if not values:
+            raise ValueError("a grid needs at least one value")
+        _unique(values, "")
+    return values
+
+
+PositiveGrid = Annotated[Positive | Annotated[list[Positive], Field(min_length=1)], AfterValidator(_grid)]
+NonNegGrid = Annotated[NonNeg | Annotated[list[NonNeg], Field(min_length=1)], AfterValidator(_grid)]
+FloatGrid = Annotated[float | Annotated[list[float], Field(min_length=1)], AfterValidator(_grid)]
+
+
+def as_list(values) -> list:
+    return list(values) if isinstance(values, list) else [values]
+
+
 class Dann(Section):
     hidden: PositiveInt = 128
     steps: PositiveInt = 300
     batch_size: PositiveInt = 64
-    lr: Positive = 0.01
-    domain_weight: NonNeg = 1.0
+    lr: PositiveGrid = 0.01
+    domain_weight: NonNegGrid = [0.1, 1.0]
+
+    def grids(self) -> dict:
+        return {"lr": self.lr, "domain_weight": self.domain_weight}
+
+    def fixed(self) -> dict:
+        return {"hidden": self.hidden, "steps": self.steps, "batch_size": self.batch_size}
 
 
 class Classifier(Section):
     probes: Names = ["logreg", "svm", "softmax", "dann"]
-    C: Positive = 1.0
+    C: PositiveGrid = [0.1, 1.0, 10.0]
     max_iter: PositiveInt = 1000
     standardize: bool = True
     seed: NonNegInt = 0
     n_jobs: int = 2
     dann: Dann = Dann()
+
+    def C_grid(self) -> list[float]:
+        return as_list(self.C)
 
     @field_validator("n_jobs")
     @classmethod
@@ -204,11 +233,34 @@ class Classifier(Section):
 
 
 class Operators(Section):
+    """``names``, plus one section per operator that has hyper-parameters: ``<operator>: {name: value or
+    grid}``, checked against the operator's declared ``hyper`` (and ``bounds``) in its registry entry."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
     names: Names = ["none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
                     "selective_whiten"]
-    whiten_shrinkage: UnitInterval = 0.1
-    coral_ridge: NonNeg = 0.1
-    n_directions: PositiveInt = 32
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sections(cls, data):
+        defaults = {"whiten": {"shrinkage": [0.1, 0.5]}, "coral": {"ridge": [0.1, 1.0]},
+                    "selective_whiten": {"n_directions": [16, 64], "shrinkage": 0.1}}
+        return {**defaults, **data} if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _sections_are_mappings(self):
+        """Each operator's section is a mapping; its keys and values are checked against the operator's
+        registry entry by the stage that uses them (:func:`pipeline.operators.check_sections`), so that
+        this schema -- read by every stage -- imports no operator."""
+        for op_name, section in (self.model_extra or {}).items():
+            if not isinstance(section, dict):
+                close = difflib.get_close_matches(op_name, ["names"], n=1, cutoff=0.5)
+                raise ValueError(f"operators.{op_name}: unknown key (an operator's section is a mapping)"
+                                 + (f" (did you mean 'operators.{close[0]}'?)" if close else ""))
+        return self
+
+    def grids(self) -> dict[str, dict]:
+        return dict(self.model_extra or {})
 
 
 class ArcFaceParams(Section):
@@ -232,9 +284,21 @@ class PromptStyler(Section):
 
 
 class Translate(Section):
-    alpha: float = 1.0
+    alpha: FloatGrid = [0.5, 1.0]
     normalize_before: bool = False
     normalize_after: bool = False
+
+
+class Evaluation(Section):
+    trials: PositiveInt = 3  # train / validation / test partitions, one seed each (pipeline/partition.py)
+    selection: Names = ["train_val", "lodo_val", "oracle"]
+    image_free: list[str] = ["zeroshot", "promptstyler"]
+    cache_dir: str = "cache/cells"  # the cell cache (pipeline/cellcache.py), kept across runs
+
+    @field_validator("selection", "image_free")
+    @classmethod
+    def _no_duplicates(cls, v, info):
+        return _unique(v, info.field_name)  # the names are checked by their registries where they are used
 
 
 class Gap(Section):
@@ -259,6 +323,7 @@ class Params(Section):
     operators: Operators = Operators()
     promptstyler: PromptStyler = PromptStyler()
     translate: Translate = Translate()
+    evaluation: Evaluation = Evaluation()
     gap: Gap = Gap()
 
     @model_validator(mode="after")
@@ -280,9 +345,15 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+_UNION_TAG = re.compile(r"^(float|int|bool|str|constrained-\w+|list\[.*\]|dict\[.*\])$")
+
+
 def _describe(err: dict) -> str:
-    """One pydantic error as 'key: problem'."""
+    """One pydantic error as 'key: problem' (a value-or-grid field reports its scalar branch)."""
     loc = tuple(err["loc"])
+    if any(isinstance(x, str) and _UNION_TAG.match(x) for x in loc):
+        loc = tuple(x for x in loc if not (isinstance(x, str) and _UNION_TAG.match(x)))
+        err = {**err, "msg": err["msg"] + " (or a non-empty list of such values)"}
     key = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
         close = difflib.get_close_matches(str(loc[-1]), _valid_keys(Params, loc), n=1, cutoff=0.5)
@@ -290,7 +361,7 @@ def _describe(err: dict) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return f"{key}: missing"
-    if not key:  # a check across sections: its message names the keys
+    if not key or msg.startswith((key + ".", key + ":")):  # the message names its keys itself
         return msg
     return f"{key}: {msg} (got {err['input']!r})" if not isinstance(err["input"], dict) else f"{key}: {msg}"
 
@@ -304,7 +375,10 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+        problems = list(dict.fromkeys(_describe(e) for e in exc.errors()))  # a union reports each branch
+        keys = [m.split(":")[0] for m in problems]
+        problems = [m for i, m in enumerate(problems) if keys.index(keys[i]) == i]  # first problem per key
+        raise ParamsError(f"{source}: " + "; ".join(problems)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

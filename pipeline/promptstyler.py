@@ -11,7 +11,7 @@ P_i o P_m). With the text encoder T frozen, the K vectors are learned one after 
     L_prompt  = L_style + L_content,
 
 P_n^content = "[class n]". The K x N style-content features T(P_i o P_m) are the classifier's
-training set (see :class:`pipeline.classifiers.ArcFace`).
+training set (see :class:`pipeline.arcface.ArcFace`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import typer
 from _common import read_params, run
 
-from pipeline.classifiers import ZeroShotClassifier
+from pipeline.imagefree.zeroshot import ZeroShotClassifier
 from pipeline.coverage import present_domains
 from pipeline.gaps import gap_table, inception_score
 from pipeline.prompts import class_text_weights

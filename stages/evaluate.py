@@ -1,17 +1,19 @@
-"""Stage evaluate: zero-shot, PromptStyler (ArcFace on style features), linear probes (logreg / svm / softmax),
-DANN and every feature operator on every domain pair -> reports/accuracy.csv. Headline metrics are written by
-the diagnostics stage, which adds the gap-vs-drop correlations."""
+"""Stage evaluate: every method on every setting over evaluation.trials partitions, with model selection
+-> reports/accuracy.csv (one row per trial x selection x setting x method: the chosen hyper-parameters,
+their validation accuracy, the test accuracy) + reports/evaluate.json. Cells come from the cell cache
+when they were computed before (evaluation.cache_dir)."""
 from pathlib import Path
 
-import pandas as pd
 import typer
 from _common import read_params, run
 
-from pipeline.classifiers import ArcFace
+from pipeline.cellcache import CellCache
 from pipeline.coverage import present_domains
-from pipeline.evaluation import evaluate_grid, image_free_rows
+from pipeline.evaluation import evaluate
+from pipeline.imagefree import IMAGE_FREE
+from pipeline.params import project_path
 from pipeline.prompts import class_text_weights, domain_text_vectors
-from pipeline.store import check_same_model, read_feature_stores, read_metadata, write_csv
+from pipeline.store import read_feature_stores, read_metadata, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -19,19 +21,22 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), arcface: Path = Path("models/promptstyler_arcface.npz"),
-         accuracy: Path = Path("reports/accuracy.csv")) -> None:
+         accuracy: Path = Path("reports/accuracy.csv"), report: Path = Path("reports/evaluate.json")) -> None:
     p = read_params(params)
     img, X, txt, T = read_feature_stores(images, prompts)
-    domains, classes = present_domains(img, p.data.domains, "evaluate"), p.data.classes
-    domain_text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
-    acc = evaluate_grid(img, X, domain_text, class_text_weights(txt, T, classes), domains, p.classifier, p.operators,
-                        p.translate, classes)
-    styler = ArcFace.load(arcface)  # PromptStyler: trained on style-content text features only
-    check_same_model(images, read_metadata(images), arcface, styler.provenance_)
-    rows = image_free_rows(img, X, styler, domains, "promptstyler", "arcface", classes)
-    acc = pd.concat([acc, pd.DataFrame(rows, columns=acc.columns)], ignore_index=True)
+    meta, classes = read_metadata(images), p.data.classes
+    domains = present_domains(img, p.data.domains, "evaluate")
+    text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
+    context = {"class_weights": class_text_weights(txt, T, classes), "classes": classes, "arcface": arcface,
+               "image_meta": meta}
+    image_free = {n: IMAGE_FREE[n].build(context) for n in IMAGE_FREE.check(p.evaluation.image_free)}
+    cache = CellCache(project_path(p.evaluation.cache_dir))
+    acc, info = evaluate(img, X, text, domains, classes, p, image_free, cache, fixed_test=bool(meta.get("trained_on")))
+    cache.save()
     write_csv(accuracy, acc)
-    print(acc.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
+    write_json(report, {**info, "domains": domains, "trained_on": meta.get("trained_on")})
+    print(f"evaluate: {info['cells']} cells ({info['computed']} computed, {info['cells'] - info['computed']} from the "
+          f"cache), {info['trials']} trials{' with the manifest test split fixed' if info['fixed_test'] else ''}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 from _common import read_params, run
 
-from pipeline.classifiers import ArcFace
+from pipeline.arcface import ArcFace
 from pipeline.store import read_table, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)

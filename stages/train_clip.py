@@ -1,6 +1,7 @@
 """Stage train_clip (models/dvc.yaml): train MiniCLIP pairings on PACS train-split image-caption pairs
 (seed 001), score image -> text retrieval on both splits, save the ``clip.use`` pairing as models/miniclip.
 It is in the DAG only while ``model.name`` is models/miniclip (the embed stages depend on ``${model.name}``)."""
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,11 @@ def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifes
     df = df.assign(path=read_locator(df, locator).to_numpy())
     models, scores, losses = train_pairings(df, {d: p.prompts.domains[d] for d in p.data.domains}, p.data.classes,
                                             cfg, p.data.workers)
-    save_miniclip(*models["+".join(cfg.use)], model_dir)
+    model, tokenizer = models["+".join(cfg.use)]
+    # the evaluation must never score as test an image this model trained on: it keeps this split's test rows
+    model.spec["trained_on"] = {"manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                                "split_seed": p.data.split_seed, "test_fraction": p.data.test_fraction}
+    save_miniclip(model, tokenizer, model_dir)
     scores, losses = pd.DataFrame(scores), pd.DataFrame(losses)
     write_csv(reports / "retrieval.csv", scores)
     write_csv(reports / "clip_loss.csv", losses)

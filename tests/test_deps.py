@@ -23,17 +23,24 @@ def _module_file(name: str) -> Path | None:
 
 
 def imports_of(path: Path) -> set[Path]:
-    """Project files ``path`` imports anywhere in its body (top level or inside functions)."""
-    package = "pipeline" if path.parent.name == "pipeline" else None
+    """Project files ``path`` imports anywhere in its body (top level or inside functions). A package
+    whose ``__init__`` builds a registry over its own modules (``Registry(..., __name__)``) imports
+    every one of them when the registry is read."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    package = ".".join(parts if path.name == "__init__.py" else parts[:-1]).removesuffix(".__init__")
+    source = path.read_text()
     found: set[Path] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    if path.name == "__init__.py" and "Registry(" in source and "__name__)" in source:
+        found |= {f for f in path.parent.glob("*.py") if f != path}
+    for node in ast.walk(ast.parse(source)):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:  # relative: only inside the pipeline package
-                base = f"{package}.{base}" if base else package
+            if node.level:  # relative to this module's package
+                pkg = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*pkg, base]) if base else ".".join(pkg)
             names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pipeline import x` -> pipeline/x.py
         for name in names:
             parts = name.split(".")

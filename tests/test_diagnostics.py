@@ -26,11 +26,12 @@ def test_alignment_is_one_for_a_pure_text_translation_and_zero_when_orthogonal()
 
 
 def test_drops_and_gap_correlations():
-    acc = pd.DataFrame([
+    acc = pd.DataFrame([  # two trials (drops use their mean), and rows of other selections / methods
         ("logreg", "in_domain", "a", "a", 0.9), ("logreg", "in_domain", "b", "b", 0.8),
-        ("logreg", "single_source", "a", "b", 0.6), ("logreg", "single_source", "b", "a", 0.7),
-        ("logreg+translate_single", "single_source", "a", "b", 0.1)],
-        columns=["method", "protocol", "source", "target", "accuracy"])
+        ("logreg", "single_source", "a", "b", 0.5), ("logreg", "single_source", "b", "a", 0.7),
+        ("logreg", "single_source", "a", "b", 0.7), ("logreg+translate_single", "single_source", "a", "b", 0.1)],
+        columns=["method", "protocol", "source", "target", "accuracy"]).assign(selection="train_val")
+    acc = pd.concat([acc, acc.assign(selection="oracle", accuracy=0.0)], ignore_index=True)
     drops = accuracy_drops(acc).set_index(["source", "target"])
     assert drops.loc[("a", "b"), "accuracy_drop"] == pytest.approx(0.3)
     assert drops.loc[("b", "a"), "accuracy_drop"] == pytest.approx(0.1)

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 ALL = {"prepare", "train_clip", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity", "evaluate",
-       "domain_gap", "diagnostics"}
+       "domain_gap", "diagnostics", "results"}
+EVAL = {"prepare", "evaluate", "results", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
                  "resnet": {"width": 8, "blocks": 1}, "epochs": 1, "batch_size": 32}
 
@@ -49,8 +50,9 @@ def commit(cwd: Path, msg: str) -> None:
     sh(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", msg)
 
 
-def make_project(work: Path, data_root: Path, model: str) -> Path:
-    """A git + DVC project with this repo's pipeline, pointed at ``data_root`` and ``model``, tiny settings."""
+def make_project(work: Path, data_root: Path | str, model: str, **sections) -> Path:
+    """A git + DVC project with this repo's pipeline, pointed at ``data_root`` and ``model``, tiny settings
+    (``sections`` update params sections)."""
     proj = work / "proj"
     proj.mkdir()
     for item in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "models/dvc.yaml"):
@@ -70,6 +72,12 @@ def make_project(work: Path, data_root: Path, model: str) -> Path:
         p["promptstyler"].update(k=3, iterations=5)
         p["promptstyler"]["arcface"].update(epochs=10)
         p["gap"].update(subset_size=10)  # 21 images per domain: two disjoint subsets of 10
+        p["classifier"].update(probes=["logreg", "svm", "dann"], C=[0.1, 1.0])
+        p["classifier"]["dann"].update(domain_weight=1.0)
+        p["operators"].update(names=["none", "translate_single", "center", "coral"], coral={"ridge": 0.1})
+        p["evaluation"].update(trials=2)
+        for k, v in sections.items():
+            p[k].update(v)
 
     edit_params(proj, tiny)
     sh(proj, "git", "init", "-q")
@@ -106,17 +114,24 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert sim["description"].tolist()[:4] == ["a photo", "an art painting", "a cartoon", "a black and white drawing"]
     assert len(sim) == 8 and (project / "reports/similarity.png").stat().st_size > 1000
     acc = pd.read_csv(project / "reports/accuracy.csv")
-    assert {"method", "source", "target", "accuracy", "missing_classes"} <= set(acc.columns)
+    assert {"trial", "selection", "method", "source", "target", "hparams", "val_accuracy", "accuracy",
+            "missing_classes"} <= set(acc.columns)
     assert len(acc[acc.protocol == "single_source"][["source", "target"]].drop_duplicates()) == 12
+    assert set(acc.selection) == {"-", "train_val", "lodo_val", "oracle"} and set(acc.trial) == {0, 1}
     styler = acc[acc.method == "promptstyler"]  # trained on text only, scored beside zero-shot
-    assert len(styler) == 4 and set(styler.protocol) == {"zeroshot"} and set(styler.classifier) == {"arcface"}
+    assert len(styler) == 2 * 4 and set(styler.protocol) == {"zeroshot"} and set(styler.classifier) == {"arcface"}
+    results = (project / "reports/results.md").read_text()
+    assert "Leave-one-domain-out — training-domain validation" in results and " ± " in results
+    assert "\\begin{tabular}" in (project / "reports/results.tex").read_text()
     styles = pq.read_table(project / "features/styles.parquet").to_pandas()
     assert {"style", "class", "embedding"} <= set(styles.columns) and len(styles) == 3 * 7
     assert json.loads((project / "reports/promptstyler_styles.json").read_text())["k"] == 3
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert "promptstyler" in metrics["zeroshot"]
-    assert {"zeroshot", "single_source", "lodo", "in_domain", "gap_vs_drop", "direction_alignment"} <= set(metrics)
-    assert set(metrics["gap_vs_drop"]) == {"fid", "kid", "mmd", "cmmd"}
+    assert set(metrics["zeroshot"]["-"]["promptstyler"]) == {"mean", "se"}
+    assert {"zeroshot", "single_source", "lodo", "in_domain"} == set(metrics)
+    assert set(metrics["lodo"]) == {"train_val", "lodo_val", "oracle"}
+    diag = json.loads((project / "reports/diagnostics.json").read_text())
+    assert set(diag["gap_vs_drop"]) == {"fid", "kid", "mmd", "cmmd"} and "direction_alignment" in diag
     diag = pd.read_csv(project / "reports/diagnostics.csv")
     assert len(diag) == 12 and {"source", "target", "alignment_cos", "accuracy_drop", "fid"} <= set(diag.columns)
     assert json.loads((project / "reports/prepare.json").read_text())["skipped"] == 0
@@ -134,27 +149,30 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     commit(project, "run")
     assert repro(project) == {"prepare"}  # nothing changed: only the rescan (file stats, from its cache) runs
 
-    # --- a classifier or translation param reruns only evaluation
-    edit_params(project, lambda p: p["classifier"].update(C=0.05))
-    assert repro(project) == {"prepare", "evaluate", "diagnostics"}
+    # --- a classifier, operator or translation param reruns only evaluation and what reads it
+    edit_params(project, lambda p: p["classifier"].update(C=[0.05, 1.0]))
+    assert repro(project) == EVAL
     diff = sh(project, "dvc", "metrics", "diff", "--md")
-    assert "reports/metrics.json" in diff and "single_source.logreg" in diff
-    edit_params(project, lambda p: p["translate"].update(alpha=0.5, normalize_after=True))
-    assert repro(project) == {"prepare", "evaluate", "diagnostics"}
+    assert "reports/metrics.json" in diff and "single_source.train_val.logreg.mean" in diff
+    edit_params(project, lambda p: p["translate"].update(alpha=[0.5, 0.7], normalize_after=True))
+    assert repro(project) == EVAL
+    edit_params(project, lambda p: p["operators"]["coral"].update(ridge=[0.1, 1.0]))
+    assert repro(project) == EVAL
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
     assert repro(project) == {"prepare", "domain_gap", "diagnostics"}
 
     # --- PromptStyler: ArcFace params retrain the classifier only; K relearns the styles
     edit_params(project, lambda p: p["promptstyler"]["arcface"].update(m=0.3))
-    assert repro(project) == {"prepare", "train_arcface", "evaluate", "diagnostics"}
+    assert repro(project) == {"train_arcface"} | EVAL
     edit_params(project, lambda p: p["promptstyler"].update(k=2))
-    ran = repro(project)  # diagnostics too, unless the accuracy table came out byte-identical
-    assert {"prepare", "learn_styles", "train_arcface", "evaluate"} <= ran <= {
-        "prepare", "learn_styles", "train_arcface", "evaluate", "diagnostics"}
+    ran = repro(project)  # results / diagnostics too, unless the accuracy table came out byte-identical
+    assert {"prepare", "learn_styles", "train_arcface", "evaluate"} <= ran <= {"learn_styles", "train_arcface"} | EVAL
 
     # --- prompts: re-embed prompts and what follows, never the images
     edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
-    assert repro(project) == {"prepare", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"}
+    ran = repro(project)  # results only if the accuracy table changed (the dummy nouns feed translate_avg alone)
+    assert {"embed_prompts", "similarity", "domain_gap", "prepare", "evaluate", "diagnostics"} <= ran <= {
+        "embed_prompts", "similarity", "domain_gap"} | EVAL
 
     # --- a MiniCLIP param with a transformers model: MiniCLIP is not in the DAG, nothing reruns
     edit_params(project, lambda p: p["clip"].update(epochs=2, lr=0.002))
@@ -187,3 +205,45 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     # now a MiniCLIP param retrains it and re-embeds with the new weights
     edit_params(project, lambda p: p["clip"].update(epochs=1))
     assert {"prepare", "train_clip", "embed_images", "embed_prompts", "learn_styles"} <= repro(project)
+
+
+def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_clip):
+    """`dvc exp run --queue` over two values + `dvc queue start` + `dvc exp show`, and `--temp`, from a
+    project whose data root and caches are *relative* paths (as the defaults are): DVC runs them in a
+    temporary copy, where the stages resolve them against the original project ($DVC_ROOT). A queued
+    experiment never re-embeds, and computes only the cells its new value changes."""
+    make_subset(pacs_root, tmp_path / "pacs", per_class=3)
+    proj = make_project(tmp_path, "../pacs", str(tiny_clip), classifier={"probes": ["logreg"], "C": 1.0},
+                        operators={"names": ["none", "translate_single"]}, translate={"alpha": 1.0},
+                        evaluation={"trials": 1}, promptstyler={"k": 2, "iterations": 2})
+    assert repro(proj) == ALL - {"train_clip"}
+    commit(proj, "baseline")
+    shards = set((proj / "cache" / "embeddings").rglob("shard-*.parquet"))
+    for alpha in ("0.7", "0.9"):
+        sh(proj, "dvc", "exp", "run", "--queue", "-S", f"translate.alpha={alpha}", "-n", f"alpha-{alpha[2]}")
+    sh(proj, "dvc", "queue", "start", "-j", "1")
+    import time
+
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = sh(proj, "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert "Failed" not in status, status + sh(proj, "dvc", "queue", "logs", "alpha-7", check=False)
+    assert status.count("Success") == 2, status
+    for name in ("alpha-7", "alpha-9"):
+        log = sh(proj, "dvc", "queue", "logs", name)
+        assert "Running stage 'evaluate'" in log and "Running stage 'embed_images'" not in log, log[-3000:]
+    shown = json.loads(sh(proj, "dvc", "exp", "show", "--json"))
+    exps = {e["name"]: e for rev in shown for e in (rev.get("experiments") or []) for e in [e["revs"][0]]}
+    assert {"alpha-7", "alpha-9"} <= set(exps)
+    for name in ("alpha-7", "alpha-9"):
+        metrics = exps[name]["data"]["metrics"]["reports/metrics.json"]["data"]
+        assert metrics["single_source"]["train_val"]["logreg+translate_single"]["mean"] is not None
+        assert exps[name]["data"]["params"]["params.yaml"]["data"]["translate"]["alpha"] == float(f"0.{name[-1]}")
+    table = sh(proj, "dvc", "exp", "show", "--md")
+    assert "alpha-7" in table and "single_source.train_val.logreg.mean" in table
+    assert set((proj / "cache" / "embeddings").rglob("shard-*.parquet")) == shards  # nothing was embedded
+    out = sh(proj, "dvc", "exp", "run", "--temp", "-S", "translate.alpha=0.8")
+    assert "Running stage 'evaluate'" in out and "Running stage 'embed_images'" not in out

@@ -1,22 +1,29 @@
-"""The evaluation grid on a synthetic 4-domain world where text encodes each domain's shift."""
+"""The evaluation: protocols, operators, model selection without target labels, trials, the cell cache,
+and adding an operator as one class plus one registry entry."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation import ACCURACY_COLUMNS, evaluate_grid, headline_metrics, protocols
-from pipeline.params import Classifier, Operators, Translate
+from pipeline.cellcache import CellCache
+from pipeline.errors import ParamsError
+from pipeline.evaluation import ACCURACY_COLUMNS, evaluate, protocols
+from pipeline.imagefree.zeroshot import ZeroShotClassifier
+from pipeline.operators import OPERATORS, Operator
+from pipeline.params import parse_params
+from pipeline.tables import headline, mean_se, summarize
 
 DOMAINS = ["photo", "art_painting", "cartoon", "sketch"]
-TEXT_OPS = ("none", "translate_single", "translate_avg")
 
 
-def grid(images, X, text, W, probes=("logreg",), operators=TEXT_OPS, alpha=1.0, n_directions=32, **clf):
-    """evaluate_grid with typed sections built from a few keywords (one process, as in a unit test)."""
-    return evaluate_grid(images, X, text, W, DOMAINS, Classifier(probes=list(probes), n_jobs=1, **clf),
-                         Operators(names=list(operators), n_directions=n_directions), Translate(alpha=alpha))
+def with_ids(images: pd.DataFrame) -> pd.DataFrame:
+    """Content ids and class names, as a real image store has them."""
+    return images.assign(image_id=[f"{i:064x}" for i in range(len(images))], **{"class": images["label"].astype(str)})
 
 
 def synthetic(seed=0, n=40, d=24, k=5):
+    """Each domain = class means + a domain shift; the text vectors encode the shift exactly."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 2.0, (k, d))
     shifts = {dom: 2.5 * (means[i % k] - means[(i + 1) % k]) + rng.normal(0, 0.5, d) for i, dom in enumerate(DOMAINS)}
@@ -26,12 +33,26 @@ def synthetic(seed=0, n=40, d=24, k=5):
     for dom in DOMAINS:
         y = np.repeat(np.arange(k), n)
         X.append(means[y] + rng.normal(0, 1.0, (len(y), d)) + shifts[dom])
-        split = np.where(np.arange(len(y)) % 5 == 0, "test", "train")
-        rows.append(pd.DataFrame({"domain": dom, "label": y, "split": split}))
+        rows.append(pd.DataFrame({"domain": dom, "label": y, "split": np.where(np.arange(len(y)) % 5 == 0, "test", "train")}))
     text = {dom: base + s for dom, s in shifts.items()}
-    images = pd.concat(rows, ignore_index=True)
+    images = with_ids(pd.concat(rows, ignore_index=True))
     class_w = means / np.linalg.norm(means, axis=1, keepdims=True)
     return images, np.concatenate(X).astype(np.float32), {"domain": text, "domain_avg": text}, class_w
+
+
+def params(**sections):
+    base = {"classifier": {"probes": ["logreg"], "C": 1.0, "n_jobs": 1},
+            "operators": {"names": ["none", "translate_single", "translate_avg"]},
+            "translate": {"alpha": 1.0}, "evaluation": {"trials": 1, "selection": ["train_val", "oracle"]}}
+    for k, v in sections.items():
+        base[k] = {**base.get(k, {}), **v}
+    return parse_params(base)
+
+
+def run(images, X, text, p, class_w=None, cache=None, domains=DOMAINS, fixed_test=False):
+    image_free = {"zeroshot": ZeroShotClassifier(class_w).fit()} if class_w is not None else {}
+    classes = sorted(images["class"].unique(), key=int)
+    return evaluate(images, X, text, domains, classes, p, image_free, cache or CellCache(None), fixed_test)
 
 
 def test_protocol_list():
@@ -42,49 +63,21 @@ def test_protocol_list():
 
 def test_grid_shape_and_translation_gain():
     images, X, text, W = synthetic()
-    acc = grid(images, X, text, W, C=1.0)
+    acc, info = run(images, X, text, params(), W)
     assert list(acc.columns) == ACCURACY_COLUMNS
-    counts = acc.groupby("protocol").size().to_dict()
-    assert counts == {"zeroshot": 4, "in_domain": 4, "single_source": 36, "lodo": 12}
-    assert (acc["missing_classes"] == "").all()
-    assert (acc["n_test"] == 40).all()
-    ss = acc[acc.protocol == "single_source"].groupby("method")["accuracy"].mean()
-    indom = acc[acc.protocol == "in_domain"]["accuracy"].mean()
+    tv = acc[acc.selection.isin(["train_val", "-"])]
+    assert tv.groupby("protocol").size().to_dict() == {"zeroshot": 4, "in_domain": 4, "single_source": 36, "lodo": 12}
+    assert (acc["missing_classes"] == "").all() and info["cells"] == 4 + 12 * 3 + 4 * 3
+    ss = tv[tv.protocol == "single_source"].groupby("method")["accuracy"].mean()
+    indom = tv[tv.protocol == "in_domain"]["accuracy"].mean()
     # text encodes the exact domain shifts: translation recovers (almost) in-domain accuracy
     assert ss["logreg"] < indom - 0.2
     assert ss["logreg+translate_single"] > indom - 0.05
-    m = headline_metrics(acc)
-    assert m["single_source"]["logreg+translate_single"] == pytest.approx(round(ss["logreg+translate_single"], 4))
-    assert set(m["lodo"]["logreg_per_target"]) == set(DOMAINS)
-    assert m["zeroshot"]["zeroshot_per_target"]["photo"] > 0.8  # unshifted domain, true class directions
+    assert tv[(tv.protocol == "zeroshot") & (tv.target == "photo")]["accuracy"].iloc[0] > 0.8
 
 
-def test_source_training_rows_are_not_shifted():
-    """In single-source, operators none/translate share one classifier: train features are identical."""
-    images, X, text, W = synthetic(seed=1)
-    a = grid(images, X, text, W, alpha=0.0)
-    ss = a[a.protocol == "single_source"].pivot_table(index=["source", "target"], columns="operator", values="accuracy")
-    # alpha = 0 makes every operator the identity: all columns equal
-    assert (ss.nunique(axis=1) == 1).all()
-
-
-def test_svm_and_softmax_rows_join_the_grid():
-    images, X, text, W = synthetic(seed=2)
-    acc = grid(images, X, text, W, probes=("logreg", "svm", "softmax"))
-    assert set(acc["classifier"]) == {"zeroshot", "logreg", "svm", "softmax"}
-    assert {"svm+translate_single", "softmax+translate_avg"} <= set(acc["method"])
-    indom = acc[acc.protocol == "in_domain"].groupby("classifier")["accuracy"].mean()
-    assert (indom > 0.8).all()
-    # softmax minimises logreg's objective: their accuracies agree closely
-    ss = acc[acc.protocol == "single_source"].groupby("classifier")["accuracy"].mean()
-    assert ss["softmax"] == pytest.approx(ss["logreg"], abs=0.02)
-    with pytest.raises(ValueError, match="classifier.probes"):
-        grid(images, X, text, W, probes=("knn",))
-
-
-def test_every_operator_in_the_grid_and_coral_helps_on_second_order_shift():
-    """Domains differ by a per-domain scale and offset (first- and second-order shift): centering,
-    whitening and CORAL undo it exactly, so they must beat no operator."""
+def test_every_operator_and_probe_and_coral_helps_on_second_order_shift():
+    """Domains differ by a per-domain scale and offset: centering, whitening and CORAL undo it."""
     rng = np.random.default_rng(5)
     d, k, n = 12, 4, 80
     means = rng.normal(0, 2.0, (k, d))
@@ -93,47 +86,166 @@ def test_every_operator_in_the_grid_and_coral_helps_on_second_order_shift():
         scale = [1.0, 0.3, 3.0, 0.5][i]
         y = np.repeat(np.arange(k), n)
         X.append(scale * (means[y] + rng.normal(0, 0.7, (len(y), d))) + (0 if i == 0 else rng.normal(0, 4, d)))
-        rows.append(pd.DataFrame({"domain": dom, "label": y, "split": np.where(np.arange(len(y)) % 4 == 0, "test", "train")}))
-    images, X = pd.concat(rows, ignore_index=True), np.concatenate(X)
+        rows.append(pd.DataFrame({"domain": dom, "label": y, "split": "train"}))
+    images, X = with_ids(pd.concat(rows, ignore_index=True)), np.concatenate(X)
     text = {kind: {dom: rng.normal(size=d) for dom in DOMAINS} for kind in ("domain", "domain_avg")}
-    from pipeline.evaluation import OPERATORS
-    acc = grid(images, X, text, np.eye(k, d), operators=OPERATORS, n_directions=4)
-    ss = acc[acc.protocol == "single_source"].groupby("operator")["accuracy"].mean()
-    assert set(ss.index) == set(OPERATORS)
+    names = OPERATORS.names()
+    p = params(operators={"names": names, "selective_whiten": {"n_directions": 4}},
+               classifier={"probes": ["logreg", "svm", "softmax"]})
+    acc, _ = run(images, X, text, p)
+    ss = acc[(acc.protocol == "single_source") & (acc.selection == "train_val")]
+    assert set(ss["operator"]) == set(names) and set(ss["classifier"]) == {"logreg", "svm", "softmax"}
+    by_op = ss.groupby("operator")["accuracy"].mean()
     for op in ("center", "coral", "whiten"):
-        assert ss[op] > ss["none"] + 0.1, op
-    with pytest.raises(ValueError, match="operators"):
-        grid(images, X, text, np.eye(k, d), operators=("none", "magic"))
+        assert by_op[op] > by_op["none"] + 0.1, op
+    with pytest.raises(ValueError, match="operators.names: unknown operator 'magic'"):
+        run(images, X, text, params(operators={"names": ["none", "magic"]}))
 
 
 def test_dann_rows_join_the_grid_on_cross_domain_protocols():
     images, X, text, W = synthetic(seed=3)
-    acc = grid(images, X, text, W, probes=("logreg", "dann"), operators=("none", "coral"), dann={"steps": 100})
-    d = acc[acc.classifier == "dann"]
+    p = params(classifier={"probes": ["logreg", "dann"], "dann": {"steps": 60, "domain_weight": [0.0, 1.0]}},
+               operators={"names": ["none", "coral"]})
+    acc, _ = run(images, X, text, p)
+    d = acc[(acc.classifier == "dann") & (acc.selection == "train_val")]
     assert d.groupby("protocol").size().to_dict() == {"single_source": 12, "lodo": 4}
-    assert set(d["operator"]) == {"none"} and set(d["method"]) == {"dann"}
+    assert set(d["operator"]) == {"none"} and {json.loads(h)["domain_weight"] for h in d["hparams"]} <= {0.0, 1.0}
     assert {"logreg+coral"} <= set(acc["method"])
-    with pytest.raises(ValueError, match="classifier.dann.epochs: unknown key"):
-        from pipeline.params import parse_params
-        parse_params({"classifier": {"dann": {"epochs": 3}}})
 
 
-def test_shared_operator_fits_equal_per_pair_fits():
-    """The grid fits center / whiten once and CORAL once per source set, on every train row: each
-    pair's rows must map exactly as under a fit on that pair's (sources + target) rows alone."""
-    from pipeline.evaluation import fit_operator, shared_fit_key
+def c_conflict_world(seed=0, n=600, flip=("t",)):
+    """Source-optimal C != target-optimal C. Label signal lives in 100 weak, independent copies (group A)
+    and in one clean feature (B). A large C leans on B, the best separator; a small C (ridge) on A, the
+    high-variance direction. In domain t, B's sign is flipped: what generalises there is A."""
+    rng = np.random.default_rng(seed)
+    rows, X = [], []
+    for dom in ("a", "b", "t"):
+        y = rng.integers(0, 2, n)
+        s = 2 * y - 1
+        A = 0.12 * s[:, None] + rng.normal(size=(n, 100))
+        B = (-1.0 if dom in flip else 1.0) * s[:, None] + 0.1 * rng.normal(size=(n, 1))
+        X.append(np.concatenate([A, B], 1))
+        rows.append(pd.DataFrame({"domain": dom, "label": y, "split": "train"}))
+    text = {kind: {dom: np.zeros(101) for dom in "abt"} for kind in ("domain", "domain_avg")}
+    return with_ids(pd.concat(rows, ignore_index=True)), np.concatenate(X).astype(np.float32), text
 
-    images, X, text, _ = synthetic()
-    dom, train = images["domain"].to_numpy(), (images["split"] == "train").to_numpy()
-    for protocol, sources, target in protocols(DOMAINS):
-        if protocol == "in_domain":
-            continue
-        pair = train & np.isin(dom, [*sources, target])
-        for op in ("center", "whiten", "coral", "selective_whiten"):
-            shared = len(shared_fit_key(op, sources, target)) < 3
-            assert shared == (op != "selective_whiten")
-            if not shared:
-                continue
-            a = fit_operator(op, X[train], dom[train], sources, text)
-            b = fit_operator(op, X[pair], dom[pair], sources, text)
-            np.testing.assert_array_equal(a.transform(X[pair], dom[pair]), b.transform(X[pair], dom[pair]))
+
+C_GRID = [0.0003, 10.0]
+
+
+def test_selection_picks_the_source_optimal_c_and_oracle_the_target_optimal_one():
+    images, X, text = c_conflict_world()
+    p = params(classifier={"C": C_GRID}, operators={"names": ["none"]},
+               evaluation={"selection": ["train_val", "lodo_val", "oracle"], "trials": 2})
+    acc, _ = run(images, X, text, p, domains=["a", "b", "t"])
+    to_t = acc[(acc.target == "t") & (acc.protocol != "in_domain")]
+    chosen = {(r.protocol, r.source, r.selection, r.trial): json.loads(r.hparams)["C"] for r in to_t.itertuples()}
+    for (protocol, source, sel, trial), C in chosen.items():
+        assert C == (C_GRID[0] if sel == "oracle" else C_GRID[1]), (protocol, source, sel, trial)
+    assert {sel for (_, _, sel, _) in chosen} == {"train_val", "lodo_val", "oracle"}
+    ora, tv = to_t[to_t.selection == "oracle"]["accuracy"].mean(), to_t[to_t.selection == "train_val"]["accuracy"].mean()
+    assert ora > tv + 0.1  # the upper bound really is above what an honest selection gets
+
+
+def test_target_labels_are_never_read_by_a_non_oracle_selection():
+    """Poison every label of the target domain: what train_val and lodo_val choose for t, and the
+    validation accuracy that chose it, do not move; the oracle's does."""
+    images, X, text = c_conflict_world(seed=1)
+    p = params(classifier={"C": C_GRID}, operators={"names": ["none", "center"]},
+               evaluation={"selection": ["train_val", "lodo_val", "oracle"], "trials": 2})
+    clean, _ = run(images, X, text, p, domains=["a", "b", "t"])
+    poisoned_images = images.copy()
+    t = (poisoned_images["domain"] == "t").to_numpy()
+    poisoned_images.loc[t, "label"] = 1 - poisoned_images.loc[t, "label"]  # every target label wrong
+    poisoned, _ = run(poisoned_images, X, text, p, domains=["a", "b", "t"])
+    key = ["trial", "selection", "protocol", "method", "source", "target"]
+    both = clean.merge(poisoned, on=key, suffixes=("", "_p"))
+    honest = both[(both.target == "t") & both.selection.isin(["train_val", "lodo_val"]) & (both.protocol != "in_domain")]
+    assert len(honest) > 0
+    assert (honest["hparams"] == honest["hparams_p"]).all()
+    np.testing.assert_array_equal(honest["val_accuracy"], honest["val_accuracy_p"])
+    oracle = both[(both.target == "t") & (both.selection == "oracle") & (both.protocol != "in_domain")]
+    assert (oracle["val_accuracy"] != oracle["val_accuracy_p"]).any()
+
+
+def test_mean_and_se_equal_a_hand_computation():
+    """Single source: per trial, the cell is the mean over the target's sources; Avg is the mean over
+    targets; then mean and SD(ddof=1)/sqrt(trials) across trials."""
+    rows = []
+    values = {("a", "t"): [0.50, 0.60, 0.70], ("b", "t"): [0.30, 0.20, 0.40], ("t", "a"): [0.90, 0.80, 0.85]}
+    for (s, tg), vals in values.items():
+        for trial, v in enumerate(vals):
+            rows.append({"trial": trial, "selection": "train_val", "protocol": "single_source", "method": "logreg",
+                         "target": tg, "source": s, "accuracy": v})
+    summ = summarize(pd.DataFrame(rows)).set_index("target")
+    per_trial_t = [(0.5 + 0.3) / 2, (0.6 + 0.2) / 2, (0.7 + 0.4) / 2]
+    sd = lambda v: np.sqrt(sum((x - np.mean(v)) ** 2 for x in v) / (len(v) - 1))  # noqa: E731
+    assert summ.loc["t", "mean"] == pytest.approx(np.mean(per_trial_t))
+    assert summ.loc["t", "se"] == pytest.approx(sd(per_trial_t) / np.sqrt(3))
+    avg = [(per_trial_t[i] + values[("t", "a")][i]) / 2 for i in range(3)]
+    assert summ.loc["Avg", "mean"] == pytest.approx(np.mean(avg))
+    assert summ.loc["Avg", "se"] == pytest.approx(sd(avg) / np.sqrt(3))
+    assert mean_se([0.4])[1] != mean_se([0.4])[1]  # one trial: no standard error (NaN), never a fake 0
+    h = headline(summarize(pd.DataFrame(rows)))
+    assert h["single_source"]["train_val"]["logreg"] == {"mean": round(np.mean(avg), 4), "se": round(sd(avg) / np.sqrt(3), 4)}
+
+
+def test_a_warm_run_with_the_cell_cache_equals_a_cold_run(tmp_path):
+    images, X, text, W = synthetic(seed=2)
+    p = params(classifier={"probes": ["logreg", "svm"], "C": [0.1, 1.0]}, translate={"alpha": [0.5, 1.0]},
+               evaluation={"trials": 2})
+    cache = CellCache(tmp_path / "cells")
+    cold, info = run(images, X, text, p, W, cache)
+    assert info["computed"] == info["cells"]
+    cache.save()
+    warm, info = run(images, X, text, p, W, CellCache(tmp_path / "cells"))
+    assert info["computed"] == 0
+    pd.testing.assert_frame_equal(warm, cold)
+    # a one-value edit recomputes only the cells whose key changed, and equals a cold run of the new params
+    edited = params(classifier={"probes": ["logreg", "svm"], "C": [0.1, 1.0]}, translate={"alpha": [0.5, 0.7]},
+                    evaluation={"trials": 2})
+    part, info = run(images, X, text, edited, W, CellCache(tmp_path / "cells"))
+    n_alpha_cells = 2 * 2 * 2 * (12 + 4)  # trials x probes x C x (single-source + lodo) settings, alpha = 0.7 only
+    assert info["computed"] == 2 * n_alpha_cells  # translate_single and translate_avg
+    pd.testing.assert_frame_equal(part, run(images, X, text, edited, W)[0])
+
+
+def test_a_new_operator_is_one_class_and_one_registry_entry():
+    @OPERATORS.register("toy_scale")
+    class ToyScale(Operator):
+        """x <- factor * x: a source-free, global map."""
+        hyper = {"factor": 1.0}
+        scope, uses = "global", "text"
+
+        def fit(self, X=None, domains=None, sources=()):
+            return self
+
+        def transform(self, X, domains=None):
+            return np.asarray(X, np.float32) * self.factor
+
+    try:
+        images, X, text, _ = synthetic()
+        p = params(operators={"names": ["none", "toy_scale"], "toy_scale": {"factor": [1.0, 3.0]}})
+        acc, _ = run(images, X, text, p)
+        toy = acc[acc.method == "logreg+toy_scale"]
+        assert len(toy) and {json.loads(h)["factor"] for h in toy["hparams"]} <= {1.0, 3.0}
+        # its params section is checked against its declared hyper-parameters by the registry entry
+        with pytest.raises(ParamsError, match="operators.toy_scale.factr: unknown key.*'operators.toy_scale.factor'"):
+            run(images, X, text, params(operators={"names": ["toy_scale"], "toy_scale": {"factr": 2.0}}))
+    finally:
+        OPERATORS.unregister("toy_scale")
+
+
+def test_fixed_test_split_keeps_the_manifest_test_rows_in_every_trial():
+    """Features from a model trained on this dataset's train split: trials redraw train / validation
+    inside it, and every scored test row is a manifest test row."""
+    from pipeline.partition import partitions
+
+    images, X, text, W = synthetic(seed=4)
+    parts = partitions(images, 3, 0.2, 0.25, 0, fixed_test=True)
+    manifest_test = (images["split"] == "test").to_numpy()
+    for part in parts:
+        np.testing.assert_array_equal(part == "test", manifest_test)
+    assert (parts[0] == "val").sum() > 0 and (parts[0] != parts[1]).any()  # validation redrawn
+    free = partitions(images, 3, 0.2, 0.25, 0, fixed_test=False)
+    assert (free[0] == "test").sum() == manifest_test.sum() and ((free[1] == "test") != (free[0] == "test")).any()

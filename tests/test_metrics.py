@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.classifiers import ZeroShotClassifier
+from pipeline.imagefree.zeroshot import ZeroShotClassifier
 from pipeline.metrics import mean_cosine, own_description_top1, similarity_table
 from pipeline.prompts import add_domain_averages, class_text_weights, prompt_table, with_article
 

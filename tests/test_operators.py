@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from pipeline.classifiers import logistic_regression
-from pipeline.operators import TextTranslation, l2_normalize
+from pipeline.operators import OPERATORS, l2_normalize
+from pipeline.probes import make_probe
+
+
+def TextTranslation(text, **hyper):
+    """The registered translate_single operator on ``{domain: E_T vector}``."""
+    return OPERATORS["translate_single"](text={"domain": text}, **hyper)
 
 
 def world(seed=0, n=60, d=16, k=4):
@@ -23,7 +28,7 @@ def world(seed=0, n=60, d=16, k=4):
 def test_formula_by_hand():
     X = np.array([[1.0, 2.0], [3.0, -1.0]])
     text = {"a": np.array([0.5, 0.0]), "b": np.array([0.0, 2.0])}
-    tt = TextTranslation(text, alpha=0.5).fit(source_domains=["a"])
+    tt = TextTranslation(text, alpha=0.5).fit(None, None, ["a"])
     Z = tt.transform(X, ["b", "a"])
     np.testing.assert_allclose(Z[0], X[0] + 0.5 * (text["a"] - text["b"]))
     np.testing.assert_allclose(Z[1], X[1])  # a source row is untouched
@@ -31,7 +36,7 @@ def test_formula_by_hand():
 
 def test_multi_source_uses_mean_description():
     text = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0]), "c": np.array([4.0, 4.0])}
-    tt = TextTranslation(text).fit(source_domains=["a", "b"])
+    tt = TextTranslation(text).fit(None, None, ["a", "b"])
     np.testing.assert_allclose(tt.transform(np.zeros((1, 2)), ["c"])[0], [0.5 - 4.0, 0.5 - 4.0])
 
 
@@ -39,19 +44,19 @@ def test_normalisation_options():
     rng = np.random.default_rng(1)
     X = rng.normal(0, 5, (10, 8))
     text = {"a": rng.normal(0, 3, 8), "b": rng.normal(0, 3, 8)}
-    after = TextTranslation(text, normalize_after=True).fit(source_domains=["a"]).transform(X, ["b"] * 10)
+    after = TextTranslation(text, normalize_after=True).fit(None, None, ["a"]).transform(X, ["b"] * 10)
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, rtol=1e-6)
-    before = TextTranslation(text, normalize_before=True).fit(source_domains=["a"]).transform(X, ["b"] * 10)
+    before = TextTranslation(text, normalize_before=True).fit(None, None, ["a"]).transform(X, ["b"] * 10)
     expect = l2_normalize(X) + l2_normalize(text["a"]) - l2_normalize(text["b"])
     np.testing.assert_allclose(before, expect, rtol=1e-5)
 
 
 def test_translation_restores_source_accuracy():
     src, y, tgt_clean, tgt, text = world()
-    clf = logistic_regression(C=1.0).fit(src, y)
+    clf = make_probe("logreg", C=1.0).fit(src, y)
     acc_src_level = (clf.predict(tgt_clean) == y).mean()
     acc_shifted = (clf.predict(tgt) == y).mean()
-    tt = TextTranslation(text).fit(source_domains=["src"])
+    tt = TextTranslation(text).fit(None, None, ["src"])
     acc_translated = (clf.predict(tt.transform(tgt, ["tgt"] * len(tgt))) == y).mean()
     assert acc_src_level > 0.9
     assert acc_shifted < acc_src_level - 0.3          # the shift hurts ...
@@ -60,13 +65,13 @@ def test_translation_restores_source_accuracy():
 
 def test_alpha_zero_is_identity_and_partial_alpha_is_partial():
     src, y, _, tgt, text = world(seed=3)
-    ident = TextTranslation(text, alpha=0.0).fit(source_domains=["src"]).transform(tgt, ["tgt"] * len(tgt))
+    ident = TextTranslation(text, alpha=0.0).fit(None, None, ["src"]).transform(tgt, ["tgt"] * len(tgt))
     np.testing.assert_allclose(ident, tgt, rtol=1e-6)
-    half = TextTranslation(text, alpha=0.5).fit(source_domains=["src"]).transform(tgt, ["tgt"] * len(tgt))
+    half = TextTranslation(text, alpha=0.5).fit(None, None, ["src"]).transform(tgt, ["tgt"] * len(tgt))
     np.testing.assert_allclose(half, tgt - 0.5 * (text["tgt"] - text["src"]), rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_domain_is_named():
-    tt = TextTranslation({"a": np.ones(2)}).fit(source_domains=["a"])
+    tt = TextTranslation({"a": np.ones(2)}).fit(None, None, ["a"])
     with pytest.raises(KeyError, match="mars"):
         tt.transform(np.zeros((1, 2)), ["mars"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.operators import check_sections
 from pipeline.params import Params, ParamsError, check_model_name, load_params, parse_params, project_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +35,8 @@ def test_a_typo_is_refused_at_every_level_naming_the_closest_key(path):
         node = node[k]
     typo = path[-1][:-1] + ("x" if path[-1][-1] != "x" else "y") if len(path[-1]) > 1 else path[-1] + "x"
     node[typo] = node.pop(path[-1])
-    with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+    with pytest.raises(ParamsError) as err:  # an operator's own section is checked by the operator registry
+        check_sections(parse_params(raw).operators.grids())
     msg = str(err.value)
     assert "\n" not in msg and f"{'.'.join([*path[:-1], typo])}: unknown key" in msg
     assert f"did you mean {'.'.join(path)!r}" in msg
@@ -56,7 +57,11 @@ def test_a_typo_is_refused_at_every_level_naming_the_closest_key(path):
     ("classifier", "C", "1", "valid number"),
     ("classifier", "standardize", "yes", "valid boolean"),
     ("classifier", "n_jobs", 0, "-1 for all cores"),
-    ("operators", "whiten_shrinkage", 1.5, "less than or equal to 1"),
+    ("classifier", "C", [1.0, 1.0], "more than once"),
+    ("classifier", "C", [], "a non-empty list"),
+    ("translate", "alpha", "a", "valid number"),
+    ("evaluation", "trials", 0, "greater than or equal to 1"),
+    ("data", "val_fraction", 1.0, "less than 1"),
     ("gap", "ci", 1.0, "less than 1"),
     ("gap", "n_boot", 1, "greater than or equal to 2"),
     ("gap", "cmmd_estimator", "biased", "'vstat' or 'ustat'"),
@@ -111,3 +116,14 @@ def test_a_stage_refuses_bad_params_in_one_line(text, words, tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == f"error: params.yaml: {words}" if "YAML" not in words \
         else words in r.stderr
+
+
+@pytest.mark.parametrize("section,words", [
+    ({"whiten": {"shrinkage": 1.5}}, r"operators.whiten.shrinkage: 1.5 must be a float in \[0.0, 1.0\]"),
+    ({"selective_whiten": {"n_directions": [16, 2.5]}}, "operators.selective_whiten.n_directions: 2.5 must be a int"),
+    ({"coral": {"ridge": [0.1, 0.1]}}, "operators.coral.ridge: a grid needs distinct values"),
+    ({"whitn": {"shrinkage": 0.1}}, "operators.whitn: unknown key \\(did you mean 'operators.whiten'\\?\\)"),
+])
+def test_operator_sections_are_checked_against_the_operator(section, words):
+    with pytest.raises(ParamsError, match=words):
+        check_sections(parse_params({"operators": section}).operators.grids())

@@ -5,7 +5,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from pipeline.classifiers import DANN, PROBES, LinearProbe, linear_svm
+from pipeline.adapters.dann import DANN
+from pipeline.probes import PROBES, fit_probes, make_probe
+from pipeline.probes.linear import GRID_TOL, LinearProbe
 
 
 def data(seed=0, n=300, d=12, k=4):
@@ -35,7 +37,7 @@ def test_linear_svm_equals_liblinear_directly(C):
     ref = LinearSVC(C=C, tol=1e-10, max_iter=100000, random_state=0).fit(Xs, y)
     np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-4)
-    assert (linear_svm(C=C).fit(X, y).predict(X) == ref.predict(Xs)).mean() > 0.98
+    assert (make_probe("svm", C=C).fit(X, y).predict(X) == ref.predict(Xs)).mean() > 0.98
 
 
 def test_linear_probe_rejects_bad_settings():
@@ -46,10 +48,10 @@ def test_linear_probe_rejects_bad_settings():
         LinearProbe(loss="hinge3").fit(X, y)
 
 
-@pytest.mark.parametrize("name", sorted(PROBES))
+@pytest.mark.parametrize("name", sorted(PROBES.names()))
 def test_every_probe_learns_a_separable_world(name):
     X, y = data(seed=2)
-    clf = PROBES[name](C=1.0, max_iter=1000, seed=0, standardize=True).fit(X[:200], y[:200])
+    clf = make_probe(name, C=1.0, max_iter=1000, seed=0, standardize=True).fit(X[:200], y[:200])
     assert (clf.predict(X[200:]) == y[200:]).mean() > 0.85
 
 
@@ -94,18 +96,17 @@ def test_dann_fit_many_equals_separate_fits():
 
 
 def test_fit_probes_shares_one_scaler_and_spectrum_and_equals_separate_fits():
-    from pipeline.classifiers import fit_probes
-
     X, y = data(seed=3)
     X[:, 0] *= 30.0
-    out = fit_probes(sorted(PROBES), X, y, C=0.5, max_iter=1000)
-    scaler = out["logreg"][0]
-    assert all(out[name][0] is scaler for name in PROBES)  # one StandardScaler, fit on X
+    names = sorted(PROBES.names())
+    out = fit_probes(names, X, y, [0.5], max_iter=1000)
+    scaler = out["logreg", 0.5][0]
+    assert all(out[name, 0.5][0] is scaler for name in names)  # one StandardScaler, fit on X
     np.testing.assert_allclose(scaler.mean_, X.mean(0))
-    np.testing.assert_array_equal(out["logreg"][-1].coef_, PROBES["logreg"](0.5, 1000).fit(X, y)[-1].coef_)
+    np.testing.assert_array_equal(out["logreg", 0.5][-1].coef_, make_probe("logreg", C=0.5).fit(X, y)[-1].coef_)
     for name in ("svm", "softmax"):  # a shared preconditioner changes the path, not the minimiser
-        alone = PROBES[name](0.5, 1000).fit(X, y)
-        assert (out[name].predict(X) == alone.predict(X)).mean() > 0.99
+        alone = make_probe(name, C=0.5).fit(X, y)
+        assert (out[name, 0.5].predict(X) == alone.predict(X)).mean() > 0.99
     Xs = scaler.transform(X)
     spectrum = LinearProbe.spectrum(Xs)
     for loss in ("log", "squared_hinge"):
@@ -130,15 +131,13 @@ def hard_world(seed, n=1500, d=512, k=7, sep=0.2):
 def test_grid_probes_agree_with_the_exact_minimiser_on_a_hard_world(name, loss):
     """At the grid's tolerance, >= 99.5% of test predictions equal those of the minimiser solved to 1e-10
     in float64 (which the tests above pin to liblinear / scikit-learn); a loose tolerance does not get there."""
-    from pipeline.classifiers import GRID_TOL
-
     grid_agree, loose_agree = [], []
     for seed in (0, 1):
         Xtr, ytr, Xte, _ = hard_world(seed)
         scaler = StandardScaler().fit(Xtr)
         exact = LinearProbe(loss, C=1.0, tol=1e-10, max_iter=20000).fit(scaler.transform(Xtr), ytr)
         pe = exact.predict(scaler.transform(Xte))
-        grid = PROBES[name](C=1.0, max_iter=1000, seed=0, standardize=True).fit(Xtr, ytr)
+        grid = make_probe(name, C=1.0, max_iter=1000, seed=0, standardize=True).fit(Xtr, ytr)
         assert grid[-1].tol == (GRID_TOL if loss == "log" else 1e-3)  # svm: L-BFGS start, then exact Newton
         grid_agree.append((grid.predict(Xte) == pe).mean())
         loose = LinearProbe(loss, C=1.0, tol=1e-3, max_iter=1000, dtype="float32")
@@ -148,3 +147,15 @@ def test_grid_probes_agree_with_the_exact_minimiser_on_a_hard_world(name, loss):
         loose_agree.append((loose.predict(scaler.transform(Xte)) == pe).mean())
     assert min(grid_agree) >= 0.995, grid_agree
     assert min(loose_agree) < min(grid_agree)  # the world is hard enough to tell the two tolerances apart
+
+
+def test_svm_warm_started_along_the_c_path_equals_cold_fits():
+    """The exact svm may start each C from the last one's solution: same minimiser as a cold fit."""
+    Xtr, ytr, Xte, _ = hard_world(2, n=600, d=64)
+    Cs = [0.01, 0.1, 1.0]
+    path = fit_probes(["svm"], Xtr, ytr, Cs)
+    for C in Cs:
+        cold = make_probe("svm", C=C).fit(Xtr, ytr)
+        np.testing.assert_allclose(path["svm", C][-1].coef_, cold[-1].coef_, atol=1e-5 * np.abs(cold[-1].coef_).max())
+        assert (path["svm", C].predict(Xte) == cold.predict(Xte)).all()
+    assert path["svm", 1.0][-1].n_iter_ == 0  # started from C = 0.1's solution: no L-BFGS, Newton only

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.classifiers import ArcFace, arcface_logits
+from pipeline.arcface import ArcFace, arcface_logits
 from pipeline.encoders import HFClipEncoder
 from pipeline.miniclip import MiniCLIP, MiniClipEncoder, build_spec, load_tokenizer, save_miniclip
 from pipeline.promptstyler import PSEUDO_WORD, inject, learn_styles, mean_abs_cos, pseudo_word_positions

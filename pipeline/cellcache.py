@@ -1,0 +1,73 @@
+"""The content-addressed cell cache of the evaluation, kept across runs like the embedding cache.
+
+A *cell* is one fitted-and-scored unit of the grid: (features, trial partition, setting, operator and
+its hyper-parameters, probe and its hyper-parameters). Its key is the sha256 of all of those *and* of
+the source of the ``pipeline`` package, so a code change never serves a stale number. Its value is
+its accuracies (source validation, target validation, target test) and their row counts. New cells
+are appended as one Parquet shard per run (atomically); a sweep that changes one value recomputes
+only the cells whose key changed. The directory is ours, not DVC's (like ``embed.cache_dir``).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .store import read_table, write_table
+
+VALUE_COLUMNS = ["source_val", "target_val", "test", "n_source_val", "n_target_val", "n_test"]
+
+
+CELL_CODE = ("evaluation.py", "partition.py", "cellcache.py", "operators", "probes", "adapters")
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """sha256 of the modules that compute a cell (names and bytes): any edit there invalidates every cell."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(f for name in CELL_CODE for f in ([root / name] if name.endswith(".py") else (root / name).rglob("*.py"))):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cell_key(*parts) -> str:
+    """sha256 of the JSON of ``parts`` (sorted keys) and the code version."""
+    return hashlib.sha256(json.dumps([code_version(), *parts], sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CellCache:
+    """``key -> {source_val, target_val, test, n_*}`` under ``root`` (None: a throwaway in-memory cache)."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root else None
+        self.values: dict[str, dict] = {}
+        self.new: dict[str, dict] = {}
+        if self.root and self.root.is_dir():
+            for shard in sorted(self.root.glob("cells-*.parquet")):
+                df = read_table(shard)[0]
+                self.values.update(zip(df["key"], df[VALUE_COLUMNS].to_dict("records")))
+        self.hits = 0
+
+    def get(self, key: str) -> dict | None:
+        v = self.values.get(key)
+        self.hits += v is not None
+        return v
+
+    def put(self, key: str, value: dict) -> None:
+        self.values[key] = self.new[key] = value
+
+    def save(self) -> Path | None:
+        """Write this run's new cells as one shard (named by its keys, so a rerun overwrites itself)."""
+        if self.root is None or not self.new:
+            return None
+        keys = sorted(self.new)
+        name = f"cells-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:24]}.parquet"
+        df = pd.DataFrame([{"key": k, **self.new[k]} for k in keys], columns=["key", *VALUE_COLUMNS])
+        write_table(self.root / name, df)
+        self.new = {}
+        return self.root / name

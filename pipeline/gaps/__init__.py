@@ -1,0 +1,146 @@
+"""Domain-gap measures between two sets of features, each with an interval that contains it and says what
+it is; one module per metric, registered in :data:`GAP_METRICS` (contract: :class:`~pipeline.gaps.base.GapMetric`).
+
+* FID -- Fréchet distance between Gaussians fitted to the features (Heusel et al., "GANs Trained by
+  a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", NeurIPS 2017):
+      ||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^{1/2}),  S with the n - 1 denominator,
+  on all images of both sets: the number pytorch-fid / clean-fid compute.
+* KID -- unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, mean over random
+  subset pairs (Bińkowski et al., "Demystifying MMD GANs", ICLR 2018), as torch-fidelity computes it.
+* MMD -- unbiased MMD^2 with a Gaussian kernel exp(-||x-y||^2 / (2 s^2)), s = median pairwise
+  distance of the pooled sample (Gretton et al., "A Kernel Two-Sample Test", JMLR 2012).
+* CMMD -- 1000 x MMD^2 on L2-normalised CLIP embeddings with a Gaussian kernel of sigma = 10
+  (Jayasumana et al., "Rethinking FID: Towards a Better Evaluation Metric for Image Generation",
+  CVPR 2024). Default ``vstat``: the reference implementation's estimator (google-research
+  ``cmmd/distance.py``), the mean over *every* kernel entry (diagonals included) of all images of both
+  sets; ``ustat``: the unbiased estimator (diagonals excluded), averaged over subset pairs like KID.
+* CLIP inception score -- exp(E_x KL(p(y|x) || p(y))) on zero-shot CLIP posteriors (Salimans et al.,
+  "Improved Techniques for Training GANs", NeurIPS 2016), per domain, on one split (all its images).
+
+Intervals (``ci_low``, ``ci_high``; ``bias``):
+
+* full-set statistics (FID, CMMD ``vstat``): value +- z * SD of ``n_boot`` bootstrap replicates (the
+  standard normal bootstrap interval, Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
+  §13.2). It describes sampling variability at this sample size. Both statistics are biased upward
+  in 1/n (Chong & Forsyth, "Effectively Unbiased FID and Inception Score and Where to Find Them",
+  CVPR 2020), and resampling with replacement inflates them further, so percentiles of the replicates
+  can miss the estimate altogether; ``bias`` = mean(replicates) - value is the bootstrap estimate of
+  that bias (Efron & Tibshirani §10.2): value - bias is the bias-corrected figure.
+* subset statistics (KID, MMD, CMMD ``ustat``): value +- z * SD over the subset estimates -- how much one
+  subset's estimate varies (torch-fidelity reports this SD as ``kid_std``); ``bias`` is 0 (unbiased).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from ..errors import BadInputError
+from ..params import Gap
+from ..registry import Registry
+
+GAP_METRICS: Registry = Registry("gap metric", "gap.metrics", __name__)
+
+from .cmmd import cmmd  # noqa: E402  (re-exported: the metrics' functions)
+from .fid import fid, frechet_distance, gaussian_stats  # noqa: E402
+from .kid import polynomial_mmd2  # noqa: E402
+from .mmd import median_bandwidth, rbf_mmd2  # noqa: E402
+
+__all__ = ["GAP_METRICS", "GAP_COLUMNS", "gap_table", "inception_score", "subset_size", "cmmd", "fid",
+           "frechet_distance", "gaussian_stats", "polynomial_mmd2", "median_bandwidth", "rbf_mmd2"]
+
+
+def inception_score(probs: np.ndarray) -> float:
+    """exp(mean_x KL(p(y|x) || p(y))), p(y) the mean posterior; 1 <= IS <= number of classes."""
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
+    py = p.mean(axis=0, keepdims=True)
+    return float(np.exp((p * (np.log(p) - np.log(py))).sum(axis=1).mean()))
+
+
+GAP_COLUMNS = ["metric", "source", "target", "value", "ci_low", "ci_high", "bias"]
+INTERVALS = {  # what ci_low / ci_high mean, recorded in reports/domain_gap.json (docs/methods.md says more)
+    "full_set": "all images; value +- z SD of the bootstrap replicates; bias = bootstrap bias estimate",
+    "subsets": "mean over subsets; value +- z SD over subsets (one subset's spread); unbiased",
+}
+
+
+def _halves(X: np.ndarray, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    idx = rng.permutation(len(X))
+    return X[idx[:m]], X[idx[m:2 * m]]
+
+
+def _subsets(X: np.ndarray, Y: np.ndarray | None, m: int, rng: np.random.Generator):
+    """Two random subsets of ``m`` rows: disjoint halves of X when Y is None (a domain against itself)."""
+    if Y is None:
+        return _halves(X, m, rng)
+    return X[rng.choice(len(X), m, replace=False)], Y[rng.choice(len(Y), m, replace=False)]
+
+
+def _pair_metric(metric, a: str, Xa: np.ndarray, b: str | None, Xb: np.ndarray | None, gap: Gap, m: int,
+                 rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """(value, samples for the interval) of one metric on one unordered pair (b None: a domain vs itself)."""
+    if metric.family == "full_set":
+        if Xb is None:  # two disjoint halves, each resampled on its own
+            A, B = _halves(Xa, len(Xa) // 2, rng)
+            return metric.full(None, A, None, B, rng)
+        return metric.full(a, Xa, b, Xb, rng)
+    samples = np.array([metric.subset(*_subsets(Xa, Xb, m, rng)) for _ in range(gap.n_subsets)])
+    return float(samples.mean()), samples
+
+
+def subset_size(sizes: dict[str, int], gap: Gap) -> tuple[int, dict]:
+    """The subset size the kernel metrics use and what was asked: at most half the smallest domain (a
+    domain against itself needs two disjoint subsets). Over it, refused unless ``gap.clamp_subset_size``."""
+    smallest = min(sizes, key=sizes.get)
+    limit = sizes[smallest] // 2
+    if gap.subset_size <= limit:
+        return gap.subset_size, {"asked": gap.subset_size, "used": gap.subset_size, "clamped": False}
+    if not gap.clamp_subset_size:
+        raise BadInputError(f"gap.subset_size={gap.subset_size} exceeds half the smallest domain ({smallest}: "
+                            f"{sizes[smallest]} images, so at most {limit}): lower it, or set "
+                            f"gap.clamp_subset_size: true to clamp it (recorded in the report)")
+    if limit < 2:
+        raise BadInputError(f"domain {smallest} has {sizes[smallest]} images: too few for two subsets of 2")
+    return limit, {"asked": gap.subset_size, "used": limit, "clamped": True, "smallest_domain": smallest}
+
+
+def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap()) -> tuple[pd.DataFrame, dict]:
+    """Every ordered pair of ``domains`` x every ``gap.metrics``, long format (``GAP_COLUMNS``), and a
+    record of what the intervals mean and of the subset size used.
+
+    A domain against itself is measured between two disjoint random halves (so it is ~0, not 0 by
+    construction). Every statistic is symmetric, so each unordered pair is computed once. Each
+    (pair, metric) job has its own seeded generator, so results do not depend on ``gap.n_jobs`` (jobs run
+    in threads; numpy's linear algebra releases the GIL).
+    """
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+
+    GAP_METRICS.check(gap.metrics)
+    dom = np.asarray(domains_of_x)
+    feats = {d: np.asarray(X[dom == d], np.float64) for d in domains}
+    seeds = np.random.SeedSequence(gap.seed)
+    rng = np.random.default_rng(seeds.spawn(1)[0])
+    metrics = {name: GAP_METRICS[name](gap, feats, rng) for name in gap.metrics}
+    uses_subsets = any(m.family == "subsets" for m in metrics.values())
+    m, size_info = subset_size({d: len(f) for d, f in feats.items()}, gap) if uses_subsets else (0, None)
+    z = float(ndtri((1 + gap.ci) / 2))
+    jobs = [(a, b, name) for i, a in enumerate(domains) for b in domains[i:] for name in gap.metrics]
+    with threadpool_limits(1 if gap.n_jobs != 1 else None):  # one BLAS thread per job: no oversubscription
+        results = Parallel(n_jobs=gap.n_jobs, prefer="threads")(
+            delayed(_pair_metric)(metrics[name], a, feats[a], None if a == b else b, None if a == b else feats[b],
+                                  gap, m, np.random.default_rng(s))
+            for (a, b, name), s in zip(jobs, seeds.spawn(len(jobs))))
+    rows = []
+    for (a, b, name), (value, samples) in zip(jobs, results):
+        half = z * float(samples.std(ddof=1))
+        bias = float(samples.mean() - value) if metrics[name].family == "full_set" else 0.0
+        for s, t in {(a, b), (b, a)}:
+            rows.append((name, s, t, float(value), float(value - half), float(value + half), bias))
+    order = {d: k for k, d in enumerate(domains)}
+    df = pd.DataFrame(rows, columns=GAP_COLUMNS)
+    df = df.sort_values(["metric", "source", "target"], key=lambda c: c.map(order) if c.name != "metric" else c,
+                        ignore_index=True)
+    info = {"ci": gap.ci, "intervals": {k: f"{INTERVALS[v.family]} (z = {z:.3f})" for k, v in metrics.items()},
+            "subset_size": size_info, "cmmd_estimator": gap.cmmd_estimator}
+    return df, info

@@ -1,0 +1,98 @@
+"""Results tables in DomainBed's layout (Gulrajani & Lopez-Paz, ICLR 2021): one table per protocol and
+selection method, rows = methods, columns = target domains + Avg, cells "mean ± SE" over trials.
+
+Per trial, a single-source cell is the mean over the sources of that target, and Avg is the mean over
+targets; then mean and standard error (SD with n - 1 over sqrt(trials)) across trials.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+SELECTION_TITLES = {"train_val": "training-domain validation", "lodo_val": "leave-one-domain-out validation",
+                    "oracle": "oracle (target-domain validation: an upper bound, not a result)", "-": "no selection"}
+PROTOCOL_TITLES = {"zeroshot": "Image-free (no training image)", "in_domain": "In-domain",
+                   "single_source": "Single source (each cell: mean over the 3 sources)",
+                   "lodo": "Leave-one-domain-out"}
+
+
+def mean_se(values) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def summarize(acc: pd.DataFrame) -> pd.DataFrame:
+    """Long format: selection, protocol, method, target (a domain or ``Avg``), mean, se, trials."""
+    per_trial = acc.groupby(["selection", "protocol", "method", "target", "trial"], sort=False)["accuracy"].mean()
+    per_trial = per_trial.reset_index()
+    avg = per_trial.groupby(["selection", "protocol", "method", "trial"], sort=False)["accuracy"].mean().reset_index()
+    avg["target"] = "Avg"
+    rows = []
+    for (sel, protocol, method, target), g in pd.concat([per_trial, avg]).groupby(
+            ["selection", "protocol", "method", "target"], sort=False):
+        m, se = mean_se(g["accuracy"])
+        rows.append((sel, protocol, method, target, m, se, len(g)))
+    return pd.DataFrame(rows, columns=["selection", "protocol", "method", "target", "mean", "se", "trials"])
+
+
+def _cell(m: float, se: float) -> str:
+    if not np.isfinite(m):
+        return "–"
+    return f"{100 * m:.1f} ± {100 * se:.1f}" if np.isfinite(se) else f"{100 * m:.1f} ± –"
+
+
+def _tables(summary: pd.DataFrame, domains: list[str]):
+    """(title, caption, DataFrame of formatted cells) per protocol x selection, in DomainBed's order."""
+    for protocol in PROTOCOL_TITLES:
+        sub = summary[summary.protocol == protocol]
+        for sel in [s for s in ("-", "train_val", "lodo_val", "oracle") if s in set(sub.selection)]:
+            part = sub[sub.selection == sel]
+            table = part.pivot_table(index="method", columns="target", values="mean", sort=False)
+            ses = part.pivot_table(index="method", columns="target", values="se", sort=False, dropna=False)
+            cols = [d for d in domains if d in table.columns] + ["Avg"]
+            cells = pd.DataFrame({c: [_cell(table.at[m, c], ses.at[m, c]) if c in table.columns else "–"
+                                      for m in table.index] for c in cols}, index=table.index)
+            yield protocol, sel, cells
+
+
+def markdown(summary: pd.DataFrame, domains: list[str], caption: str) -> str:
+    out = ["# Results", "", caption, ""]
+    for protocol, sel, cells in _tables(summary, domains):
+        out += [f"## {PROTOCOL_TITLES[protocol]} — {SELECTION_TITLES[sel]}", "",
+                "| method | " + " | ".join(cells.columns) + " |", "| --- " * (len(cells.columns) + 1) + "|"]
+        out += [f"| {m} | " + " | ".join(cells.loc[m]) + " |" for m in cells.index]
+        out.append("")
+    return "\n".join(out)
+
+
+def _tex(s: str) -> str:
+    return s.replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--").replace("%", r"\%")
+
+
+def latex(summary: pd.DataFrame, domains: list[str], caption: str) -> str:
+    out = [f"% {caption}"]
+    for protocol, sel, cells in _tables(summary, domains):
+        out += [r"\begin{table}[h]", r"\centering", r"\small",
+                r"\begin{tabular}{l" + "c" * len(cells.columns) + "}", r"\toprule",
+                r"\textbf{Method} & " + " & ".join(rf"\textbf{{{_tex(c)}}}" for c in cells.columns) + r" \\",
+                r"\midrule"]
+        out += [_tex(m) + " & " + " & ".join(_tex(v) for v in cells.loc[m]) + r" \\" for m in cells.index]
+        out += [r"\bottomrule", r"\end{tabular}",
+                rf"\caption{{{_tex(PROTOCOL_TITLES[protocol])}, {_tex(SELECTION_TITLES[sel])}. {_tex(caption)}}}",
+                r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def headline(summary: pd.DataFrame) -> dict:
+    """metrics.json: {protocol: {selection: {method: {mean, se}}}} of the Avg column (None for a NaN)."""
+    out: dict = {}
+    avg = summary[summary.target == "Avg"]
+    for r in avg.itertuples():
+        clean = lambda v: round(float(v), 4) if np.isfinite(v) else None  # noqa: E731
+        out.setdefault(r.protocol, {}).setdefault(r.selection, {})[r.method] = {"mean": clean(r.mean), "se": clean(r.se)}
+    return out
