@@ -1,45 +1,53 @@
-"""Time the whole accuracy grid (every operator x every classifier x every protocol / pair) on
-full-PACS-sized features.
+"""Time the cold evaluation: every operator x probe x protocol, model selection over the default grids,
+every selection method and ``evaluation.trials`` trials, on full-PACS-sized features, with an empty
+cell cache (what the first `dvc repro` of stage evaluate computes).
 
     python benchmarks/evaluate_grid.py                       # synthetic 9,991 x 512 PACS-shaped world
-    python benchmarks/evaluate_grid.py --features features/images.parquet --prompts features/prompts.parquet
-    python benchmarks/evaluate_grid.py --probes logreg --operators none,coral    # a sub-grid
+    python benchmarks/evaluate_grid.py --dim 128             # MiniCLIP-sized features
+    python benchmarks/evaluate_grid.py --set classifier.probes=[logreg] --set evaluation.trials=1
 """
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import typer
+import yaml
 
-from pipeline.classifiers import ADAPTERS, PROBES
-from pipeline.evaluation import OPERATORS, evaluate_grid
-from pipeline.params import Classifier, Operators
+from pipeline.cellcache import CellCache
+from pipeline.evaluation import evaluate
+from pipeline.imagefree.zeroshot import ZeroShotClassifier
+from pipeline.params import parse_params
 from pipeline.synthetic import pacs_world
 
 
-def main(features: Path = typer.Option(None), prompts: Path = typer.Option(None), dim: int = 512,
-         probes: str = ",".join([*PROBES, *ADAPTERS]), operators: str = ",".join(OPERATORS), n_jobs: int = 2,
-         max_iter: int = 1000) -> None:
-    if features:
-        from pipeline.data import PACS_CLASSES, PACS_DOMAINS
-        from pipeline.prompts import class_text_weights, domain_text_vectors
-        from pipeline.store import read_feature_stores
+def params_with(sets: list[str]):
+    """params.yaml's defaults (the schema's) with ``section.key=value`` overrides (YAML values)."""
+    raw: dict = {}
+    for item in sets:
+        path, value = item.split("=", 1)
+        *parents, leaf = path.split(".")
+        node = raw
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return parse_params(raw)
 
-        images, X, txt, T = read_feature_stores(features, prompts)
-        text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
-        class_w, domains = class_text_weights(txt, T, PACS_CLASSES), PACS_DOMAINS
-    else:
-        images, X, text, class_w = pacs_world(dim=dim)
-        domains = sorted(set(images["domain"]), key=list(images["domain"]).index)
+
+def main(dim: int = 512, seed: int = 0, set_: list[str] = typer.Option([], "--set")) -> None:
+    p = params_with(set_)
+    images, X, text, class_w = pacs_world(dim=dim, seed=seed)
+    images = images.assign(image_id=[f"{i:064x}" for i in range(len(images))], **{"class": images["label"].astype(str)})
+    domains = list(dict.fromkeys(images["domain"]))
+    classes = [str(i) for i in range(class_w.shape[0])]
     t0 = time.perf_counter()
-    acc = evaluate_grid(images, X, text, class_w, domains,
-                        Classifier(probes=probes.split(","), n_jobs=n_jobs, max_iter=max_iter),
-                        Operators(names=operators.split(",")))
+    acc, info = evaluate(images, X, text, domains, classes, p, {"zeroshot": ZeroShotClassifier(class_w).fit()},
+                         CellCache(None), fixed_test=False)
     seconds = time.perf_counter() - t0
-    print(acc.groupby(["protocol", "classifier"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
-    print(f"{X.shape[0]} x {X.shape[1]} features, {len(acc)} accuracy rows "
-          f"({len(operators.split(','))} operators x {len(probes.split(','))} probes, n_jobs={n_jobs}): {seconds:.1f} s")
+    head = acc[acc.selection.isin(["train_val", "-"])]
+    print(head.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
+    print(f"{X.shape[0]} x {X.shape[1]} features, {info['cells']} cells, {len(acc)} accuracy rows, "
+          f"{info['trials']} trials, probes {p.classifier.probes}, {len(p.operators.names)} operators, "
+          f"n_jobs={p.classifier.n_jobs}: {seconds:.1f} s")
 
 
 if __name__ == "__main__":
