@@ -5,7 +5,11 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.params import Params, check_model_name, load_params
+# The workspace's own library first: a DVC experiment workspace, a scratch clone or a copied project
+# runs the pipeline/ that its dvc.yaml depends on, never another checkout's editable install.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.params import Params, check_model_name, load_params  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
