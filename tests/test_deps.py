@@ -74,6 +74,9 @@ def test_stage_deps_are_the_import_closure_of_its_script(file, name, stage, wdir
     script = wdir / stage["cmd"].split()[1]
     assert stage["cmd"].startswith("python stages/") and script.is_file(), stage["cmd"]
     declared = {(wdir / d).resolve() for d in stage.get("deps", []) if str(d).endswith(".py")}
+    for d in stage.get("deps", []):  # a registry package as one directory dep: adding an entry is one file
+        if str(d).startswith("pipeline/") and (wdir / d).is_dir():
+            declared |= {f.resolve() for f in (wdir / d).rglob("*.py")}
     needed = closure(script.resolve())
     rel = lambda s: sorted(str(p.relative_to(REPO)) for p in s)  # noqa: E731
     assert not needed - declared, f"{file.name}:{name} misses deps {rel(needed - declared)}"
@@ -85,3 +88,18 @@ def test_closure_follows_relative_and_lazy_imports():
     # encoders imports miniclip lazily (inside load_encoder); miniclip imports randomclip lazily
     assert {"stages/_common.py", "pipeline/__init__.py", "pipeline/encoders.py", "pipeline/miniclip.py",
             "pipeline/randomclip.py", "pipeline/params.py", "pipeline/errors.py"} <= got
+
+
+def test_a_stage_runs_its_own_workspace_library(tmp_path):
+    """A copied project (DVC's --temp / queue workspaces, scratch clones) imports its own pipeline/, the
+    code its dvc.yaml depends on -- not the checkout that is pip-installed in editable mode."""
+    import shutil
+    import subprocess
+    import sys
+
+    for d in ("pipeline", "stages"):
+        shutil.copytree(REPO / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+    init = tmp_path / "pipeline" / "__init__.py"
+    init.write_text(init.read_text() + "\nraise SystemExit('the workspace library was imported')\n")
+    r = subprocess.run([sys.executable, "stages/results.py", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert "the workspace library was imported" in r.stderr, r.stdout + r.stderr
