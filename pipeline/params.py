@@ -214,7 +214,7 @@ class Dann(Section):
 
 class Classifier(Section):
     probes: Names = ["logreg", "svm", "dann"]  # + softmax: logreg's objective in torch (GPU), to a tighter tolerance
-    C: PositiveGrid = [0.1, 1.0, 10.0]
+    C: PositiveGrid = [0.01, 0.1, 1.0]
     max_iter: PositiveInt = 1000
     standardize: bool = True
     seed: NonNegInt = 0

@@ -23,6 +23,8 @@ _TEXT = dict(max_position_embeddings=77)
 #: name -> (vision kwargs, text kwargs, projection_dim).
 PRESETS: dict[str, tuple[dict, dict, int]] = {
     "tiny": (_tower(64, 2, 4, 128, **_VISION), _tower(64, 2, 4, 128, **_TEXT), 64),
+    # the tiny towers with MiniCLIP's 128-d joint space (full rank): benchmarks of the evaluation
+    "small-128": (_tower(128, 2, 4, 256, **_VISION), _tower(128, 2, 4, 256, **_TEXT), 128),
     # two-layer towers, full-rank 512-d joint space like ViT-B/32: full-PACS features in minutes,
     # for timing the cheap stages on realistic shapes
     "small-512": (_tower(512, 2, 8, 1024, **_VISION), _tower(512, 2, 8, 1024, **_TEXT), 512),

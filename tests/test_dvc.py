@@ -75,7 +75,7 @@ def make_project(work: Path, data_root: Path | str, model: str, **sections) -> P
         p["classifier"].update(probes=["logreg", "svm", "dann"], C=[0.1, 1.0])
         p["classifier"]["dann"].update(domain_weight=1.0)
         p["operators"].update(names=["none", "translate_single", "center", "coral"], coral={"ridge": 0.1})
-        p["evaluation"].update(trials=2)
+        p["evaluation"].update(trials=2, selection=["train_val", "lodo_val", "oracle"])  # every method, end to end
         for k, v in sections.items():
             p[k].update(v)
 
