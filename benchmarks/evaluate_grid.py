@@ -5,10 +5,12 @@ cell cache (what the first `dvc repro` of stage evaluate computes).
     python benchmarks/evaluate_grid.py                       # synthetic 9,991 x 512 PACS-shaped world
     python benchmarks/evaluate_grid.py --dim 128             # MiniCLIP-sized features
     python benchmarks/evaluate_grid.py --set classifier.probes=[logreg] --set evaluation.trials=1
+    python benchmarks/evaluate_grid.py --project ../full          # a project's features (after its dvc repro)
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 import yaml
@@ -33,15 +35,31 @@ def params_with(sets: list[str]):
     return parse_params(raw)
 
 
-def main(dim: int = 512, seed: int = 0, set_: list[str] = typer.Option([], "--set")) -> None:
+def project_features(project: Path):
+    """(images, X, text, class weights, domains, classes, fixed_test) as stage evaluate reads them."""
+    from pipeline.prompts import class_text_weights, domain_text_vectors
+    from pipeline.store import read_feature_stores, read_metadata
+
+    images, X, txt, T = read_feature_stores(project / "features/images.parquet", project / "features/prompts.parquet")
+    classes = sorted(set(images["class"]), key=list(images["class"]).index)
+    text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
+    fixed = bool(read_metadata(project / "features/images.parquet").get("trained_on"))
+    return images, X, text, class_text_weights(txt, T, classes), classes, fixed
+
+
+def main(dim: int = 512, seed: int = 0, set_: list[str] = typer.Option([], "--set"),
+         project: Path = typer.Option(None)) -> None:
     p = params_with(set_)
-    images, X, text, class_w = pacs_world(dim=dim, seed=seed)
-    images = images.assign(image_id=[f"{i:064x}" for i in range(len(images))], **{"class": images["label"].astype(str)})
+    if project:
+        images, X, text, class_w, classes, fixed = project_features(project)
+    else:
+        images, X, text, class_w = pacs_world(dim=dim, seed=seed)
+        images = images.assign(image_id=[f"{i:064x}" for i in range(len(images))], **{"class": images["label"].astype(str)})
+        classes, fixed = [str(i) for i in range(class_w.shape[0])], False
     domains = list(dict.fromkeys(images["domain"]))
-    classes = [str(i) for i in range(class_w.shape[0])]
     t0 = time.perf_counter()
     acc, info = evaluate(images, X, text, domains, classes, p, {"zeroshot": ZeroShotClassifier(class_w).fit()},
-                         CellCache(None), fixed_test=False)
+                         CellCache(None), fixed_test=fixed)
     seconds = time.perf_counter() - t0
     head = acc[acc.selection.isin(["train_val", "-"])]
     print(head.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))

@@ -1,0 +1,64 @@
+"""Seconds of `dvc repro` after a one-parameter edit (a sweep step), on full PACS, against a baseline checkout.
+
+    python benchmarks/sweep_warm.py --baseline /tmp/main-before          # interleaved with that checkout
+    python benchmarks/sweep_warm.py --rounds 2 --preset small-128
+
+Builds one scratch git + DVC project per checkout (this one, and ``--baseline`` if given) on the same
+images and the same random CLIP directory, runs a cold `dvc repro` in each and commits, then, for each
+edit in turn and each round, edits one param in each project and times `dvc repro` (interleaved, so
+that drift in this machine's speed hits both alike). Edits for this checkout are list (grid) edits;
+for a baseline whose params are scalars, the scalar edit of the same knob (``--baseline-edits``).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import typer
+import yaml
+from _scratch import commit, project, sh, timed_repro
+
+REPO = Path(__file__).resolve().parents[1]
+EDITS = ["classifier.C=[0.01, 0.1, 0.5]", "translate.alpha=[0.5, 0.7]", "operators.whiten.shrinkage=[0.1, 0.3]"]
+BASELINE_EDITS = ["classifier.C=0.5", "translate.alpha=0.7", "operators.whiten_shrinkage=0.3"]
+
+
+def edit(proj: Path, assignment: str) -> None:
+    path, value = assignment.split("=", 1)
+    p = yaml.safe_load((proj / "params.yaml").read_text())
+    *parents, leaf = path.split(".")
+    node = p
+    for k in parents:
+        node = node[k]
+    node[leaf] = yaml.safe_load(value)
+    (proj / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared" / "pacs", preset: str = "small-128",
+         rounds: int = 1, edits: list[str] = typer.Option(EDITS, "--edit"),
+         baseline_edits: list[str] = typer.Option(BASELINE_EDITS, "--baseline-edit"), keep: bool = False) -> None:
+    from pipeline.randomclip import build_random_clip
+
+    work = Path(tempfile.mkdtemp(prefix="sweep-"))
+    model = build_random_clip(work / "clip", preset, seed=0)
+    projects = {"this": (project(REPO, work / "this", pacs, model), edits)}
+    if baseline:
+        projects["baseline"] = (project(baseline.resolve(), work / "baseline", pacs, model), baseline_edits)
+    for name, (proj, _) in projects.items():
+        seconds, ran = timed_repro(proj)
+        commit(proj, "cold")
+        print(f"{name} cold: {seconds:.1f} s, ran {ran}", flush=True)
+    for i in range(len(edits)):
+        for r in range(rounds):
+            for name, (proj, eds) in projects.items():
+                sh(proj, "git", "checkout", "-q", "--", ".")  # back to the committed cold params and reports
+                edit(proj, eds[i])
+                seconds, ran = timed_repro(proj)
+                print(f"{name} round {r} `{eds[i]}`: {seconds:.1f} s, ran {ran}", flush=True)
+    if not keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    typer.run(main)
