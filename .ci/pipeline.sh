@@ -34,11 +34,12 @@ echo "dvc repro: $(( $(date +%s) - start )) s"
 mkdir -p ci
 cp reports/metrics.json ci/metrics.json
 cp reports/domain_gap.json ci/domain_gap.json
+cp reports/diagnostics.json ci/diagnostics.json
 base=HEAD~1
 git rev-parse -q --verify "$base" > /dev/null || base=HEAD
 echo "== dvc metrics diff $base (ci/*.json: CI subset + random CLIP)"
-dvc metrics diff "$base" --targets ci/metrics.json ci/domain_gap.json --md --all
+dvc metrics diff "$base" --targets ci/metrics.json ci/domain_gap.json ci/diagnostics.json --md --all
 if [ "${1:-}" = "--update" ]; then
-  cp ci/metrics.json ci/domain_gap.json "$repo/ci/"
-  echo "updated $repo/ci/metrics.json $repo/ci/domain_gap.json"
+  cp ci/metrics.json ci/domain_gap.json ci/diagnostics.json "$repo/ci/"
+  echo "updated $repo/ci/{metrics,domain_gap,diagnostics}.json"
 fi
