@@ -22,6 +22,7 @@ on each distinct one, and returns its cells' accuracies. Cells found in the cach
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -36,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from .adapters import ADAPTERS
 from .cellcache import CellCache, cell_key
 from .coverage import setting_gaps, warn_setting
+from .errors import ParamsError
 from .imagefree import IMAGE_FREE
 from .operators import OPERATORS, check_sections
 from .params import Params
@@ -107,9 +109,13 @@ def learner_variants(p: Params) -> tuple[list[tuple[str, dict]], list[tuple[str,
     for name in c.probes:
         if name in ADAPTERS:
             adapters += [(name, h) for h in grid(c.dann.grids())]
-        else:
-            PROBES[name]
+        elif name in PROBES:
             probes += [(name, {"C": C}) for C in c.C_grid()]
+        else:
+            known = sorted([*PROBES.names(), *ADAPTERS.names()])
+            close = difflib.get_close_matches(name, known, n=1)
+            raise ParamsError(f"classifier.probes: unknown probe or adapter {name!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else "") + f"; choose from {known}")
     return probes, adapters
 
 

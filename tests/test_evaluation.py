@@ -249,3 +249,10 @@ def test_fixed_test_split_keeps_the_manifest_test_rows_in_every_trial():
     assert (parts[0] == "val").sum() > 0 and (parts[0] != parts[1]).any()  # validation redrawn
     free = partitions(images, 3, 0.2, 0.25, 0, fixed_test=False)
     assert (free[0] == "test").sum() == manifest_test.sum() and ((free[1] == "test") != (free[0] == "test")).any()
+
+
+def test_an_unknown_probe_is_refused_naming_probes_and_adapters():
+    images, X, text, _ = synthetic()
+    with pytest.raises(ParamsError, match=r"classifier.probes: unknown probe or adapter 'svn' \(did you mean 'svm'\?\); "
+                                          r"choose from \[.*'dann'.*'svm'\]"):
+        run(images, X, text, params(classifier={"probes": ["logreg", "svn"]}))
