@@ -265,8 +265,12 @@ def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, ca
     clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize}
     jobs = [delayed(run_adapter_job)(X, dom, y, pl.parts[t], name, h, tasks, clf.seed)
             for t, name, h, tasks in pl.adapter_jobs]
-    ops, domains = operator_variants(p), sorted(set(dom))
-    premapped = {t: premap(X, dom, pl.parts[t], text, ops, domains) for t in sorted({t for t, _, _ in pl.probe_jobs})}
+    needed: dict[int, dict] = {}  # per trial, the operator variants its jobs use (a warm run needs few)
+    for t, _, js in pl.probe_jobs:
+        for _, name, hyper, _ in js:
+            needed.setdefault(t, {})[name, json.dumps(hyper, sort_keys=True)] = (name, hyper)
+    domains = sorted(set(dom))
+    premapped = {t: premap(X, dom, pl.parts[t], text, list(ops.values()), domains) for t, ops in needed.items()}
     jobs += [delayed(run_probe_job)(X, dom, y, pl.parts[t], text, list(src), js, premapped[t], clf_args)
              for t, src, js in pl.probe_jobs]
     if not jobs:
@@ -283,9 +287,9 @@ def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list
     selected grid point's test accuracy; image-free methods per trial and target."""
     dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
     rows = []
+    preds = {name: model.predict(X) for name, model in image_free.items()}  # trained on no image: once
     for t, part in enumerate(pl.parts):
-        for name, model in image_free.items():
-            pred = model.predict(X)
+        for name, pred in preds.items():
             for target in domains:
                 m = (part == TEST) & (dom == target)
                 rows.append((t, "-", "zeroshot", name, IMAGE_FREE[name].classifier, "none", "-", target, "{}",

@@ -73,29 +73,27 @@ class ResNet(Section):
     blocks: PositiveInt = 1
 
 
-class ViT(Section):
+class _Attention(Section):
+    """A transformer tower's shape: its width must split evenly over its heads."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
+        return self
+
+
+class ViT(_Attention):
     patch: PositiveInt = 8
     width: PositiveInt = 128
     depth: PositiveInt = 4
     heads: PositiveInt = 4
 
-    @model_validator(mode="after")
-    def _heads_divide_width(self):
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
-        return self
 
-
-class GPT2(Section):
+class GPT2(_Attention):
     width: PositiveInt = 256
     depth: PositiveInt = 4
     heads: PositiveInt = 4
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self):
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
-        return self
 
 
 Pairing = Annotated[list[str], Field(min_length=2, max_length=2)]
