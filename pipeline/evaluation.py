@@ -22,6 +22,7 @@ on each distinct one, and returns its cells' accuracies. Cells found in the cach
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import itertools
@@ -257,6 +258,22 @@ def plan(images: pd.DataFrame, X: np.ndarray, domains: list[str], p: Params, cac
     return Plan(parts, cells, probe_jobs, adapter_jobs)
 
 
+@contextlib.contextmanager
+def one_thread():
+    """numpy's BLAS and torch at one thread each while the probes fit: their products are small, and
+    two thread pools spinning against each other on two cores made an in-process (``n_jobs: 1``) grid
+    7x slower (docs/benchmarks.md)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,
         progress: bool = False) -> None:
     """Run the plan's jobs (``classifier.n_jobs`` processes) and put every computed cell in the cache."""
@@ -275,7 +292,9 @@ def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, ca
              for t, src, js in pl.probe_jobs]
     if not jobs:
         return
-    with threadpool_limits(1 if clf.n_jobs != 1 else None):  # the workers take the cores
+    # in-process jobs: one thread for BLAS and torch; worker processes get cores / n_jobs threads from
+    # joblib, and the parent holds BLAS at one thread while it waits (torch is not imported for it)
+    with one_thread() if clf.n_jobs == 1 else threadpool_limits(1):
         for result in Parallel(n_jobs=clf.n_jobs, return_as="generator")(jobs):
             for key, value in result.items():
                 cache.put(key, value)

@@ -210,6 +210,23 @@ def test_a_warm_run_with_the_cell_cache_equals_a_cold_run(tmp_path):
     pd.testing.assert_frame_equal(part, run(images, X, text, edited, W)[0])
 
 
+def test_in_process_probes_fit_on_one_thread_and_the_threads_come_back(monkeypatch):
+    """n_jobs 1: torch's and numpy's thread pools spinning against each other made the fits 7x slower."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    import pipeline.evaluation as ev
+
+    seen, real = [], ev.run_probe_job
+    monkeypatch.setattr(ev, "run_probe_job", lambda *a: seen.append(
+        (torch.get_num_threads(), {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})) or real(*a))
+    before = torch.get_num_threads()
+    images, X, text, _ = synthetic()
+    run(images, X, text, params(classifier={"probes": ["svm"], "n_jobs": 1}))
+    assert seen and all(t == 1 and b <= {1} for t, b in seen)
+    assert torch.get_num_threads() == before
+
+
 def test_a_new_operator_is_one_class_and_one_registry_entry():
     @OPERATORS.register("toy_scale")
     class ToyScale(Operator):
