@@ -1,6 +1,14 @@
 """The errors a stage turns into one line naming the file, key or row at fault (``stages/_common.run``)."""
 
 
+def did_you_mean(word: str, choices, template: str = "{}", cutoff: float = 0.6) -> str:
+    """`` (did you mean 'X'?)`` with X = ``template`` filled with the choice closest to ``word``, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean {template.format(close[0])!r}?)" if close else ""
+
+
 class PipelineError(ValueError):
     """Input the pipeline refuses: a bad file, param, model or number. The message names it."""
 

@@ -23,7 +23,6 @@ on each distinct one, and returns its cells' accuracies. Cells found in the cach
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import itertools
 import json
@@ -34,11 +33,12 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from .adapters import ADAPTERS
 from .cellcache import CellCache, cell_key
 from .coverage import setting_gaps, warn_setting
-from .errors import ParamsError
+from .errors import ParamsError, did_you_mean
 from .imagefree import IMAGE_FREE
 from .operators import OPERATORS, check_sections
 from .params import Params
@@ -114,9 +114,8 @@ def learner_variants(p: Params) -> tuple[list[tuple[str, dict]], list[tuple[str,
             probes += [(name, {"C": C}) for C in c.C_grid()]
         else:
             known = sorted([*PROBES.names(), *ADAPTERS.names()])
-            close = difflib.get_close_matches(name, known, n=1)
-            raise ParamsError(f"classifier.probes: unknown probe or adapter {name!r}"
-                              + (f" (did you mean {close[0]!r}?)" if close else "") + f"; choose from {known}")
+            raise ParamsError(f"classifier.probes: unknown probe or adapter {name!r}" + did_you_mean(name, known)
+                              + f"; choose from {known}")
     return probes, adapters
 
 
@@ -276,7 +275,8 @@ def one_thread():
 
 def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,
         progress: bool = False) -> None:
-    """Run the plan's jobs (``classifier.n_jobs`` processes) and put every computed cell in the cache."""
+    """Run the plan's jobs (``classifier.n_jobs`` processes) and put every computed cell in the cache;
+    ``progress``: a bar over the jobs (stderr)."""
     dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
     clf = p.classifier
     clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize}
@@ -295,7 +295,8 @@ def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, ca
     # in-process jobs: one thread for BLAS and torch; worker processes get cores / n_jobs threads from
     # joblib, and the parent holds BLAS at one thread while it waits (torch is not imported for it)
     with one_thread() if clf.n_jobs == 1 else threadpool_limits(1):
-        for result in Parallel(n_jobs=clf.n_jobs, return_as="generator")(jobs):
+        results = Parallel(n_jobs=clf.n_jobs, return_as="generator")(jobs)
+        for result in tqdm(results, total=len(jobs), desc="evaluate", unit="job", disable=not progress):
             for key, value in result.items():
                 cache.put(key, value)
 
@@ -342,7 +343,7 @@ def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list
 
 
 def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str], classes: list[str], p: Params,
-             image_free: dict, cache: CellCache, fixed_test: bool) -> tuple[pd.DataFrame, dict]:
+             image_free: dict, cache: CellCache, fixed_test: bool, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """The whole evaluation: (accuracy rows, run info: cells, computed, cached, trials, fixed_test)."""
     pl = plan(images, X, domains, p, cache, fixed_test)
     dom, y, part = images["domain"].to_numpy(), images["label"].to_numpy(), pl.parts[0]
@@ -350,7 +351,7 @@ def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str]
         warn_setting("evaluate", protocol, sources, target,
                      setting_gaps(y[(part == TRAIN) & np.isin(dom, sources)], y[(part == TEST) & (dom == target)], classes))
     before = len(cache.new)
-    fit(images, X, text, p, pl, cache)
+    fit(images, X, text, p, pl, cache, progress)
     acc = score(images, X, domains, classes, p, pl, cache, image_free)
     info = {"cells": len(pl.cells), "computed": len(cache.new) - before, "trials": p.evaluation.trials,
             "fixed_test": fixed_test}

@@ -11,7 +11,6 @@ the stage that uses them runs, so that adding one is one file plus its params ke
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ParamsError
+from .errors import ParamsError, did_you_mean
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -252,9 +251,8 @@ class Operators(Section):
         this schema -- read by every stage -- imports no operator."""
         for op_name, section in (self.model_extra or {}).items():
             if not isinstance(section, dict):
-                close = difflib.get_close_matches(op_name, ["names"], n=1, cutoff=0.5)
                 raise ValueError(f"operators.{op_name}: unknown key (an operator's section is a mapping)"
-                                 + (f" (did you mean 'operators.{close[0]}'?)" if close else ""))
+                                 + did_you_mean(op_name, ["names"], "operators.{}", cutoff=0.5))
         return self
 
     def grids(self) -> dict[str, dict]:
@@ -354,8 +352,8 @@ def _describe(err: dict) -> str:
         err = {**err, "msg": err["msg"] + " (or a non-empty list of such values)"}
     key = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _valid_keys(Params, loc), n=1, cutoff=0.5)
-        return f"{key}: unknown key" + (f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?)" if close else "")
+        where = ".".join([*map(str, loc[:-1]), "{}"])
+        return f"{key}: unknown key" + did_you_mean(loc[-1], _valid_keys(Params, loc), where, cutoff=0.5)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return f"{key}: missing"

@@ -6,12 +6,11 @@ one file (plus naming it in ``params.yaml``).
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from typing import Generic, Iterator, TypeVar
 
-from .errors import ParamsError
+from .errors import ParamsError, did_you_mean
 
 T = TypeVar("T")
 
@@ -64,9 +63,8 @@ class Registry(Generic[T]):
     def __getitem__(self, name: str) -> T:
         self._load()
         if name not in self._entries:
-            close = difflib.get_close_matches(str(name), self._entries, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParamsError(f"{self.param}: unknown {self.kind} {name!r}{hint}; choose from {sorted(self._entries)}")
+            raise ParamsError(f"{self.param}: unknown {self.kind} {name!r}{did_you_mean(name, self._entries)}; "
+                              f"choose from {sorted(self._entries)}")
         return self._entries[name]
 
     def check(self, names) -> list[str]:

@@ -24,7 +24,6 @@ SELECTIONS: Registry = Registry("selection method", "evaluation.selection")
 class Selection:
     name = ""
     protocols: tuple[str, ...] | None = None  # None: every protocol that trains on images
-    reads_target_labels = False
     score: Callable[[dict], float]
 
 
@@ -47,8 +46,6 @@ class LeaveOneDomainOut(Selection):
 
 @SELECTIONS.register("oracle")
 class Oracle(Selection):
-    reads_target_labels = True
-
     @staticmethod
     def score(cell: dict) -> float:
         return cell["target_val"]

@@ -14,7 +14,7 @@ import pandas as pd
 SELECTION_TITLES = {"train_val": "training-domain validation", "lodo_val": "leave-one-domain-out validation",
                     "oracle": "oracle (target-domain validation: an upper bound, not a result)", "-": "no selection"}
 PROTOCOL_TITLES = {"zeroshot": "Image-free (no training image)", "in_domain": "In-domain",
-                   "single_source": "Single source (each cell: mean over the 3 sources)",
+                   "single_source": "Single source (each cell: mean over the other domains as the source)",
                    "lodo": "Leave-one-domain-out"}
 
 

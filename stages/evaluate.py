@@ -31,7 +31,8 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
                "image_meta": meta}
     image_free = {n: IMAGE_FREE[n].build(context) for n in IMAGE_FREE.check(p.evaluation.image_free)}
     cache = CellCache(project_path(p.evaluation.cache_dir))
-    acc, info = evaluate(img, X, text, domains, classes, p, image_free, cache, fixed_test=bool(meta.get("trained_on")))
+    acc, info = evaluate(img, X, text, domains, classes, p, image_free, cache, fixed_test=bool(meta.get("trained_on")),
+                         progress=True)
     cache.save()
     write_csv(accuracy, acc)
     write_json(report, {**info, "domains": domains, "trained_on": meta.get("trained_on")})

@@ -17,15 +17,12 @@ def check_sections(sections: dict) -> None:
     """Refuse (ParamsError naming the key, with the closest valid one) an ``operators.<name>`` section
     that names no registered operator with params there, or a hyper-parameter it does not declare, or a
     value out of its bounds."""
-    import difflib
-
-    from ..errors import ParamsError
+    from ..errors import ParamsError, did_you_mean
 
     own = [n for n in OPERATORS.names() if OPERATORS[n].section() == f"operators.{n}"]
     for name, section in sections.items():
         if name not in own:
-            close = difflib.get_close_matches(name, ["names", *own], n=1, cutoff=0.5)
-            raise ParamsError(f"operators.{name}: unknown key" + (f" (did you mean 'operators.{close[0]}'?)" if close else ""))
+            raise ParamsError(f"operators.{name}: unknown key" + did_you_mean(name, ["names", *own], "operators.{}", cutoff=0.5))
         try:
             OPERATORS[name].check_hyper(section, f"operators.{name}")
         except ValueError as exc:

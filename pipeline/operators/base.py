@@ -68,14 +68,13 @@ class Operator:
     def check_hyper(cls, section, where: str) -> None:
         """Refuse (ValueError naming the key) a params section with an unknown key, or a value (or grid
         entry) of the wrong type or out of ``bounds``."""
-        import difflib
+        from ..errors import did_you_mean
 
         if not isinstance(section, dict):
             raise ValueError(f"{where}: expected a mapping of {sorted(cls.hyper)}, got {section!r}")
         for key, values in section.items():
             if key not in cls.hyper:
-                close = difflib.get_close_matches(key, list(cls.hyper), n=1, cutoff=0.5)
-                raise ValueError(f"{where}.{key}: unknown key" + (f" (did you mean '{where}.{close[0]}'?)" if close else ""))
+                raise ValueError(f"{where}.{key}: unknown key" + did_you_mean(key, cls.hyper, f"{where}.{{}}", cutoff=0.5))
             default = cls.hyper[key]
             grid = values if isinstance(values, list) else [values]
             if not grid or len(set(map(repr, grid))) != len(grid):
