@@ -203,12 +203,20 @@ class ValidationCache:
             return None
         return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
-    def check(self, path: str) -> tuple[str | None, str | None]:
-        """(sha256, None) for a valid image, (sha256 or None, reason) otherwise."""
+    def known(self, path: str) -> tuple[str, str | None] | None:
+        """:meth:`check`'s answer from the file's stats alone, or None when the file must be read."""
         key = self.key(path)
         digest = self.digest.get(key) if key else None
         if digest is not None and digest in self.verdict:
             return digest, self.verdict[digest] or None
+        return None
+
+    def check(self, path: str) -> tuple[str | None, str | None]:
+        """(sha256, None) for a valid image, (sha256 or None, reason) otherwise."""
+        answer = self.known(path)
+        if answer is not None:
+            return answer
+        key = self.key(path)
         try:
             data = read_image_bytes(path)
         except OSError as exc:
@@ -291,10 +299,15 @@ def build_manifest(root: str | Path, data: Data = Data(), cache: str | Path | No
     if problems and on_bad_image == "fail":
         _fail(problems[0], root)
     vc = ValidationCache(cache)
-    with ThreadPoolExecutor(data.workers) as pool:
-        results = list(tqdm(pool.map(vc.check, [r["path"] for r in records]), total=len(records),
-                            desc="prepare: hash+validate", unit="img", mininterval=2))
-    vc.save()
+    results = [vc.known(r["path"]) for r in records]  # unchanged files: their stats answer, no thread
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        with ThreadPoolExecutor(data.workers) as pool:
+            checked = pool.map(vc.check, [records[i]["path"] for i in todo])
+            for i, r in zip(todo, tqdm(checked, total=len(todo), desc="prepare: hash+validate", unit="img",
+                                       mininterval=2)):
+                results[i] = r
+        vc.save()
     rows = []
     for rec, (digest, reason) in zip(records, results):
         if reason is not None:

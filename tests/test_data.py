@@ -185,8 +185,10 @@ def test_validation_cache_skips_decoding_unchanged_and_moved_files(pacs_root, tm
     calls = []
     monkeypatch.setattr(data_mod, "check_image", lambda b: calls.append(1))
     monkeypatch.setattr(data_mod, "read_image_bytes", lambda p: (_ for _ in ()).throw(AssertionError(p)))
+    written = cache.stat().st_mtime_ns
     again = build_manifest(root, cache=cache)  # unchanged files: file stats only, no read, no decode
     pd.testing.assert_frame_equal(first[0], again[0])
+    assert cache.stat().st_mtime_ns == written  # nothing learnt: the cache is not rewritten
     monkeypatch.setattr(data_mod, "read_image_bytes", read_image_bytes)
     moved = tmp_path / "b"
     shutil.copytree(root, moved)  # new paths: read and hashed again, never decoded again
