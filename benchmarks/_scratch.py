@@ -14,8 +14,9 @@ import yaml
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "models/dvc.yaml")
 
 
-def sh(cwd: Path, *cmd: str) -> str:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(cwd),  # its own pipeline/
+def sh(cwd: Path, *cmd: str, code: Path | None = None) -> str:
+    """Run ``cmd`` in ``cwd`` importing ``pipeline`` from ``code`` (default: ``cwd``'s own)."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(code or cwd),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if r.returncode:
@@ -47,8 +48,8 @@ def project(src: Path, proj: Path, pacs: Path, model: Path) -> Path:
     return proj
 
 
-def timed_repro(proj: Path) -> tuple[float, list[str]]:
+def timed_repro(proj: Path, code: Path | None = None) -> tuple[float, list[str]]:
     """(seconds of `dvc repro`, the stages it ran)."""
     t0 = time.perf_counter()
-    out = sh(proj, "dvc", "repro")
+    out = sh(proj, "dvc", "repro", code=code)
     return time.perf_counter() - t0, re.findall(r"Running stage '([\w/.:]+)'", out)

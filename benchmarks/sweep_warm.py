@@ -2,15 +2,21 @@
 
     python benchmarks/sweep_warm.py --baseline /tmp/main-before          # interleaved with that checkout
     python benchmarks/sweep_warm.py --rounds 2 --preset small-128
+    python benchmarks/sweep_warm.py --project ../full --edit 'translate.alpha=[1.0, 0.5]'   # an existing project
 
 Builds one scratch git + DVC project per checkout (this one, and ``--baseline`` if given) on the same
 images and the same random CLIP directory, runs a cold `dvc repro` in each and commits, then, for each
 edit in turn and each round, edits one param in each project and times `dvc repro` (interleaved, so
 that drift in this machine's speed hits both alike). Edits for this checkout are list (grid) edits;
 for a baseline whose params are scalars, the scalar edit of the same knob (``--baseline-edits``).
+
+``--project DIR`` times the edits in an existing git + DVC project instead (e.g. a full-PACS MiniCLIP
+run), its stages importing this checkout's ``pipeline`` (``--code`` for another): each edit starts from its committed state and its cell cache
+as it was (``evaluation.cache_dir`` is restored between edits), so every edit computes the same cells.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,9 +41,33 @@ def edit(proj: Path, assignment: str) -> None:
     (proj / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 
+def in_project(proj: Path, edits: list[str], rounds: int, code: Path) -> None:
+    """Each edit (each round) from ``proj``'s committed state and its cell cache as it is now."""
+    p = yaml.safe_load((proj / "params.yaml").read_text())
+    cells = proj / p["evaluation"]["cache_dir"]
+    with tempfile.TemporaryDirectory() as keep:
+        shutil.copytree(cells, Path(keep) / "cells")
+        for assignment in edits:
+            for r in range(rounds):
+                sh(proj, "git", "checkout", "-q", "--", ".")
+                shutil.rmtree(cells)
+                shutil.copytree(Path(keep) / "cells", cells)
+                edit(proj, assignment)
+                seconds, ran = timed_repro(proj, code)
+                info = json.loads((proj / "reports" / "evaluate.json").read_text())
+                print(f"round {r} `{assignment}`: {seconds:.1f} s, ran {ran}, {info['computed']} of {info['cells']} "
+                      "cells computed", flush=True)
+        sh(proj, "git", "checkout", "-q", "--", ".")
+        shutil.rmtree(cells)
+        shutil.copytree(Path(keep) / "cells", cells)
+
+
 def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared" / "pacs", preset: str = "small-128",
          rounds: int = 1, edits: list[str] = typer.Option(EDITS, "--edit"),
-         baseline_edits: list[str] = typer.Option(BASELINE_EDITS, "--baseline-edit"), keep: bool = False) -> None:
+         baseline_edits: list[str] = typer.Option(BASELINE_EDITS, "--baseline-edit"), keep: bool = False,
+         project_dir: Path = typer.Option(None, "--project"), code: Path = REPO) -> None:
+    if project_dir:
+        return in_project(project_dir.resolve(), edits, rounds, code.resolve())
     from pipeline.randomclip import build_random_clip
 
     work = Path(tempfile.mkdtemp(prefix="sweep-"))
