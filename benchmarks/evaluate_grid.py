@@ -37,12 +37,12 @@ def params_with(sets: list[str]):
 
 def project_features(project: Path):
     """(images, X, text, class weights, domains, classes, fixed_test) as stage evaluate reads them."""
-    from pipeline.prompts import class_text_weights, domain_text_vectors
+    from pipeline.prompts import class_text_weights, description_vectors
     from pipeline.store import read_feature_stores, read_metadata
 
     images, X, txt, T = read_feature_stores(project / "features/images.parquet", project / "features/prompts.parquet")
     classes = sorted(set(images["class"]), key=list(images["class"]).index)
-    text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
+    text = description_vectors(txt, T)
     fixed = bool(read_metadata(project / "features/images.parquet").get("trained_on"))
     return images, X, text, class_text_weights(txt, T, classes), classes, fixed
 

@@ -11,8 +11,9 @@ that drift in this machine's speed hits both alike). Edits for this checkout are
 for a baseline whose params are scalars, the scalar edit of the same knob (``--baseline-edits``).
 
 ``--project DIR`` times the edits in an existing git + DVC project instead (e.g. a full-PACS MiniCLIP
-run), its stages importing this checkout's ``pipeline`` (``--code`` for another): each edit starts from its committed state and its cell cache
-as it was (``evaluation.cache_dir`` is restored between edits), so every edit computes the same cells.
+run), its stages importing this checkout's ``pipeline`` (``--code`` for another): each edit starts
+from its committed state and its cell cache as it was (``evaluation.cache_dir`` is restored between
+edits), so every edit computes the same cells.
 """
 from __future__ import annotations
 
@@ -42,24 +43,29 @@ def edit(proj: Path, assignment: str) -> None:
 
 
 def in_project(proj: Path, edits: list[str], rounds: int, code: Path) -> None:
-    """Each edit (each round) from ``proj``'s committed state and its cell cache as it is now."""
-    p = yaml.safe_load((proj / "params.yaml").read_text())
-    cells = proj / p["evaluation"]["cache_dir"]
+    """Each edit (each round) from ``proj``'s committed state and its cell cache as it is now; both are
+    put back at the end, also when a `dvc repro` fails."""
+    cells = proj / yaml.safe_load((proj / "params.yaml").read_text())["evaluation"]["cache_dir"]
     with tempfile.TemporaryDirectory() as keep:
-        shutil.copytree(cells, Path(keep) / "cells")
-        for assignment in edits:
-            for r in range(rounds):
-                sh(proj, "git", "checkout", "-q", "--", ".")
-                shutil.rmtree(cells)
-                shutil.copytree(Path(keep) / "cells", cells)
-                edit(proj, assignment)
-                seconds, ran = timed_repro(proj, code)
-                info = json.loads((proj / "reports" / "evaluate.json").read_text())
-                print(f"round {r} `{assignment}`: {seconds:.1f} s, ran {ran}, {info['computed']} of {info['cells']} "
-                      "cells computed", flush=True)
-        sh(proj, "git", "checkout", "-q", "--", ".")
-        shutil.rmtree(cells)
-        shutil.copytree(Path(keep) / "cells", cells)
+        saved = Path(keep) / "cells"
+        shutil.copytree(cells, saved)
+
+        def restore() -> None:
+            sh(proj, "git", "checkout", "-q", "--", ".")
+            shutil.rmtree(cells)
+            shutil.copytree(saved, cells)
+
+        try:
+            for assignment in edits:
+                for r in range(rounds):
+                    restore()
+                    edit(proj, assignment)
+                    seconds, ran = timed_repro(proj, code)
+                    info = json.loads((proj / "reports" / "evaluate.json").read_text())
+                    print(f"round {r} `{assignment}`: {seconds:.1f} s, ran {ran}, {info['computed']} of "
+                          f"{info['cells']} cells computed", flush=True)
+        finally:
+            restore()
 
 
 def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared" / "pacs", preset: str = "small-128",

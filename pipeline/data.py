@@ -203,20 +203,22 @@ class ValidationCache:
             return None
         return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
-    def known(self, path: str) -> tuple[str, str | None] | None:
-        """:meth:`check`'s answer from the file's stats alone, or None when the file must be read."""
-        key = self.key(path)
+    def _answer(self, key: str | None) -> tuple[str, str | None] | None:
         digest = self.digest.get(key) if key else None
         if digest is not None and digest in self.verdict:
             return digest, self.verdict[digest] or None
         return None
 
+    def known(self, path: str) -> tuple[str, str | None] | None:
+        """:meth:`check`'s answer from the file's stats alone, or None when the file must be read."""
+        return self._answer(self.key(path))
+
     def check(self, path: str) -> tuple[str | None, str | None]:
         """(sha256, None) for a valid image, (sha256 or None, reason) otherwise."""
-        answer = self.known(path)
+        key = self.key(path)
+        answer = self._answer(key)
         if answer is not None:
             return answer
-        key = self.key(path)
         try:
             data = read_image_bytes(path)
         except OSError as exc:

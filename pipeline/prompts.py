@@ -52,10 +52,18 @@ def add_domain_averages(table: pd.DataFrame, emb: np.ndarray, descriptions: dict
             np.concatenate([emb, np.stack(vecs)]).astype(np.float32))
 
 
+DESCRIPTION_KINDS = ("domain", "domain_avg")  # a domain's description; the class-averaged one
+
+
 def domain_text_vectors(table: pd.DataFrame, emb: np.ndarray, kind: str) -> dict[str, np.ndarray]:
-    """{domain: E_T(t_domain)} for ``kind`` in (``domain``, ``domain_avg``)."""
+    """{domain: E_T(t_domain)} for ``kind`` in :data:`DESCRIPTION_KINDS`."""
     sel = (table["kind"] == kind).to_numpy()
     return {d: emb[i] for d, i in zip(table["domain"][sel], np.flatnonzero(sel))}
+
+
+def description_vectors(table: pd.DataFrame, emb: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """{kind: {domain: E_T(t_domain)}} for every kind of :data:`DESCRIPTION_KINDS`."""
+    return {kind: domain_text_vectors(table, emb, kind) for kind in DESCRIPTION_KINDS}
 
 
 def class_text_weights(table: pd.DataFrame, emb: np.ndarray, classes: list[str]) -> np.ndarray:

@@ -7,7 +7,7 @@ from _common import read_params, run
 
 from pipeline.coverage import present_domains
 from pipeline.diagnostics import accuracy_drops, direction_alignment, gap_vs_drop
-from pipeline.prompts import domain_text_vectors
+from pipeline.prompts import description_vectors
 from pipeline.reports import scatter_panels
 from pipeline.store import read_feature_stores, write_csv, write_json
 
@@ -22,8 +22,8 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     domains, classes = present_domains(img, p.data.domains, "diagnostics"), p.data.classes
     acc = pd.read_csv(out_dir / "accuracy.csv")
     table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
-    align = {kind: direction_alignment(X, img["domain"], img["label"], domain_text_vectors(txt, T, kind), domains, classes)
-             for kind in ("domain", "domain_avg")}
+    align = {kind: direction_alignment(X, img["domain"], img["label"], vectors, domains, classes)
+             for kind, vectors in description_vectors(txt, T).items()}
     avg = align["domain_avg"][["source", "target", "alignment_cos", "alignment_cos_class_mean"]]
     table = align["domain"].merge(avg, on=["source", "target"], suffixes=("", "_avg_description")).merge(
         table, on=["source", "target"])

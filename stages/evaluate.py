@@ -12,7 +12,7 @@ from pipeline.coverage import present_domains
 from pipeline.evaluation import evaluate
 from pipeline.imagefree import IMAGE_FREE
 from pipeline.params import project_path
-from pipeline.prompts import class_text_weights, domain_text_vectors
+from pipeline.prompts import class_text_weights, description_vectors
 from pipeline.store import read_feature_stores, read_metadata, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
@@ -26,7 +26,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     img, X, txt, T = read_feature_stores(images, prompts)
     meta, classes = read_metadata(images), p.data.classes
     domains = present_domains(img, p.data.domains, "evaluate")
-    text = {k: domain_text_vectors(txt, T, k) for k in ("domain", "domain_avg")}
+    text = description_vectors(txt, T)
     context = {"class_weights": class_text_weights(txt, T, classes), "classes": classes, "arcface": arcface,
                "image_meta": meta}
     image_free = {n: IMAGE_FREE[n].build(context) for n in IMAGE_FREE.check(p.evaluation.image_free)}
