@@ -21,13 +21,15 @@ from .preprocess import Preprocess
 from .prompts import with_article
 
 
-def caption_set(descriptions: dict[str, str], classes: list[str]) -> tuple[list[str], dict[tuple[str, str], int]]:
-    """Captions "<domain description> of <a|an> <class>" and their index per (domain, class)."""
-    texts, index = [], {}
+def caption_set(descriptions: dict[str, str], classes: list[str], names: dict[str, str] | None = None
+                ) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Captions "<domain description> of <a|an> <class name>" and their index per (domain, class folder);
+    ``names``: class folder -> prompt name (default: the folder)."""
+    texts, index, names = [], {}, names or {}
     for d, desc in descriptions.items():
         for c in classes:
             index[d, c] = len(texts)
-            texts.append(f"{desc} of {with_article(c)}")
+            texts.append(f"{desc} of {with_article(names.get(c, c))}")
     return texts, index
 
 
@@ -127,7 +129,8 @@ def pairing_spec(image_arch: str, text_arch: str, cfg: Clip) -> dict:
                       image=section(image_arch), text=section(text_arch), max_length=cfg.max_length)
 
 
-def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], cfg: Clip, workers: int = 2):
+def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], cfg: Clip, workers: int = 2,
+                   names: dict[str, str] | None = None):
     """Train every ``cfg.pairings`` on the train split and score retrieval on both splits; ``manifest``
     has a ``path`` column (where to read each image).
 
@@ -135,7 +138,7 @@ def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], c
     once for all pairings."""
     from .miniclip import load_tokenizer
 
-    captions, index = caption_set(descriptions, classes)
+    captions, index = caption_set(descriptions, classes, names)
     cap = np.array([index[d, c] for d, c in zip(manifest["domain"], manifest["class"])])
     images = decode_uint8(manifest["path"].tolist(), cfg.image_size, workers)
     split = manifest["split"].to_numpy()
@@ -157,3 +160,14 @@ def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], c
                            **{f"top{k}": round(v, 4) for k, v in topk.items()}})
         models[name] = (model, tok)
     return models, scores, losses
+
+
+def trains_miniclip(model_name: str) -> bool:
+    """Whether ``model.name`` is the MiniCLIP stage train_clip writes (``models/miniclip``, bare or with the
+    ``miniclip:`` prefix): only then does the stage train."""
+    from pathlib import Path
+
+    from .params import MINICLIP_DIR, split_model_name
+
+    family, path = split_model_name(model_name)
+    return family in (None, "miniclip") and Path(path) == Path(MINICLIP_DIR)

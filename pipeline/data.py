@@ -30,11 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .errors import BadInputError
+from .splits import assign_split, content_split, unit_hash  # noqa: F401 (re-exported)
 from .images import IMAGE_SUFFIXES, PARQUET_ROW_SEP, check_image, read_image_bytes
 from .params import Data
 from .store import read_table, write_table
@@ -70,17 +72,58 @@ def _hidden(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------- scanning layouts
-def _image_files(folder: Path) -> tuple[list[Path], list[Problem]]:
-    """Image files under ``folder`` at any depth, hidden files and folders pruned; other files are problems."""
-    files, problems = [], []
-    for top, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        for name in sorted(n for n in names if not _hidden(n)):
-            f = Path(top) / name
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+def _subfolders(folder: Path) -> list[str]:
+    """Names of the visible folders (or links to folders) directly in ``folder``."""
+    return sorted(e.name for e in os.scandir(folder) if not _hidden(e.name) and e.is_dir())
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _image_files(folder: Path, root: Path) -> tuple[list[Path], list[Problem]]:
+    """Image files under ``folder`` at any depth, hidden files and folders pruned; other files are problems.
+
+    A link to a folder is followed only when it leads out of the dataset tree (``root``, resolved): one that
+    points at a folder containing it is a loop, one into the tree would list the same images again under
+    another folder -- both are problems naming the link (under ``data.on_bad_image``). A link to a file is
+    read like the file (its bytes make its image_id; a copy of an image elsewhere in the tree is a duplicate)."""
+    files, problems, seen = [], [], set()
+
+    def walk(here: Path, real: Path) -> None:
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(f"cannot list folder ({type(exc).__name__}: {exc.strerror or exc})", path=str(here)))
+            return
+        for e in entries:
+            if _hidden(e.name):
+                continue
+            f = Path(e.path)
+            if e.is_symlink() and e.is_dir():
+                try:
+                    target = f.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    problems.append(Problem("symlink loop (the link cannot be resolved)", path=str(f)))
+                    continue
+                if _within(real, target):
+                    problems.append(Problem(f"symlink loop: links to {target}, a folder that contains it", path=str(f)))
+                elif _within(target, root):
+                    problems.append(Problem(f"link into the dataset tree ({target}): its images would be listed "
+                                            "twice, under two folders", path=str(f)))
+                elif target in seen:
+                    problems.append(Problem(f"link to {target}, a folder already listed", path=str(f)))
+                else:
+                    walk(f, target)
+            elif e.is_dir():
+                walk(f, real / e.name)
+            elif f.suffix.lower() in IMAGE_SUFFIXES:
                 files.append(f)
             else:
                 problems.append(Problem(f"not an image file extension ({f.suffix or 'none'})", path=str(f)))
+
+    walk(folder, folder.resolve())
     return files, problems
 
 
@@ -100,6 +143,7 @@ def _strays(folder: Path, allowed: list[str], level: str, param: str) -> list[Pr
 def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Problem]]:
     """``root/<domain>/<class>/**/<image>``; anything else is a problem."""
     records, problems = [], _strays(root, domains, "domain", "data.domains")
+    real_root = root.resolve()
     for domain in domains:
         ddir = root / domain
         if not ddir.is_dir():
@@ -111,7 +155,7 @@ def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[l
             if not cdir.is_dir():
                 problems.append(Problem("no folder for this class of data.classes", domain=domain, cls=cls))
                 continue
-            files, bad = _image_files(cdir)
+            files, bad = _image_files(cdir, real_root)
             problems += bad
             if not files:
                 problems.append(Problem("class folder holds no image file", domain=domain, cls=cls))
@@ -160,12 +204,18 @@ def parquet_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.parquet") if not any(_hidden(x) for x in p.relative_to(root).parts))
 
 
+def _folder_layout(root: Path, domains: list[str] | None) -> bool:
+    if not root.is_dir():
+        return False
+    return any((root / d).is_dir() for d in domains) if domains else bool(_subfolders(root))
+
+
 def scan(root: str | Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Problem]]:
     """Every candidate image under ``root`` in either supported layout, and every problem found."""
     root = Path(root)
     if not root.exists():
         raise BadInputError(f"data.root={root} does not exist")
-    if root.is_dir() and any((root / d).is_dir() for d in domains):
+    if _folder_layout(root, domains):
         return _scan_folders(root, domains, classes)
     files = parquet_files(root)
     if not files:
@@ -242,28 +292,6 @@ class ValidationCache:
 
 
 # --------------------------------------------------------------------------- manifest
-def unit_hash(key: str) -> float:
-    """Deterministic uniform number in [0, 1) from a string (first 64 bits of its sha256)."""
-    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) / 2.0**64
-
-
-def assign_split(df: pd.DataFrame, test_fraction: float, seed: int = 0) -> pd.Series:
-    """Deterministic stratified split: in each (domain, class) the round(f*n) images with the
-    smallest ``unit_hash(seed:image_id)`` are ``test`` (at least one when n >= 2)."""
-    if not 0.0 < test_fraction < 1.0:
-        raise BadInputError(f"data.test_fraction={test_fraction} must be in (0, 1)")
-    u = df["image_id"].map(lambda h: unit_hash(f"{seed}:{h}"))
-    split = pd.Series("train", index=df.index)
-    for _, idx in df.groupby(["domain", "class"]).groups.items():
-        n = len(idx)
-        k = int(math.floor(test_fraction * n + 0.5))
-        if n >= 2:
-            k = max(k, 1)
-        order = u.loc[idx].sort_values(kind="stable").index[:k]
-        split.loc[order] = "test"
-    return split
-
-
 def coverage_problems(df: pd.DataFrame, domains: list[str], classes: list[str], test_fraction: float) -> list[Problem]:
     """Every listed (domain, class) that has no valid image, or no train / no test image."""
     counts = df.groupby(["domain", "class", "split"]).size()
@@ -287,16 +315,22 @@ def _fail(p: Problem, root):
     raise BadInputError(f"{where}: {p.reason} (set data.on_bad_image: skip to go on without it)")
 
 
-def build_manifest(root: str | Path, data: Data = Data(), cache: str | Path | None = None
+def build_manifest(root: str | Path, data: Data = Data(), cache: str | Path | None = None,
+                   domains: list[str] | None = None, classes: list[str] | None = None
                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Scan ``root``, validate and hash every image; return (manifest, locator, report).
 
-    ``data``: the ``data`` params (domains, classes, test_fraction, split_seed, on_bad_image, workers).
-    ``on_bad_image='fail'`` raises :class:`BadInputError` naming the first problem (file, or
-    domain / class and the param); ``'skip'`` logs each one and lists it in the report.
-    ``cache``: a :class:`ValidationCache` file (None: validate everything from scratch).
+    ``data``: the ``data`` params (test_fraction, split_seed, on_bad_image, on_duplicate, workers);
+    ``domains`` / ``classes``: the label space (default: ``data.domains`` / ``data.classes``;
+    :func:`pipeline.datasets.prepare_dataset` discovers them). ``on_bad_image='fail'`` raises
+    :class:`BadInputError` naming the first problem (file, link, or domain / class and the param); ``'skip'``
+    logs each one and lists it in the report. Duplicates (the same bytes twice) follow ``data.on_duplicate``
+    (:func:`duplicates`). ``cache``: a :class:`ValidationCache` file (None: validate everything from scratch).
     """
-    domains, classes, test_fraction, on_bad_image = data.domains, data.classes, data.test_fraction, data.on_bad_image
+    domains, classes = domains or data.domains, classes or data.classes
+    if not domains or not classes:
+        raise ValueError("build_manifest needs the domains and classes: pipeline.datasets.prepare_dataset discovers them")
+    test_fraction, on_bad_image = data.test_fraction, data.on_bad_image
     records, problems = scan(root, domains, classes)
     if problems and on_bad_image == "fail":
         _fail(problems[0], root)
@@ -322,22 +356,59 @@ def build_manifest(root: str | Path, data: Data = Data(), cache: str | Path | No
     df = pd.DataFrame(rows, columns=["image_id", "path", "domain", "class", "label"])
     if df.empty:
         raise BadInputError(f"data.root={root}: no valid image of data.domains x data.classes found")
-    df["split"] = assign_split(df, test_fraction, data.split_seed)
     rank = {"domain": {d: i for i, d in enumerate(domains)}, "class": {c: i for i, c in enumerate(classes)}}
     df = df.sort_values(["domain", "class", "image_id", "path"], key=lambda c: c.map(rank[c.name]) if c.name in rank
                         else c, kind="stable").reset_index(drop=True)
+    df, dups = duplicates(df, data.on_duplicate, root)
+    df["split"] = assign_split(df, test_fraction, data.split_seed)
     cells = coverage_problems(df, domains, classes, test_fraction)
     if cells and on_bad_image == "fail":
         _fail(cells[0], root)
     problems += cells
     for p in problems:
         log.warning("skipped %s: %s", p.where(), p.reason)
-    return df[MANIFEST_COLUMNS], df[LOCATOR_COLUMNS], manifest_report(df, problems, domains, classes, root)
+    return df[MANIFEST_COLUMNS], df[LOCATOR_COLUMNS], manifest_report(df, problems, domains, classes, root, dups)
+
+
+def duplicates(df: pd.DataFrame, on_duplicate: str, root) -> tuple[pd.DataFrame, dict]:
+    """What ``data.on_duplicate`` does with files holding the same bytes (one image_id, several rows), and the
+    counts of ``reports/prepare.json``: ``keep`` (DomainBed's behaviour: every occurrence keeps its row and
+    label; :func:`content_split` puts every copy on one side; the embedding is computed once), ``fail``
+    (refuse, naming two copies), ``one`` (keep the first copy in label-space order, drop the others).
+    Logged in one line when there is any."""
+    counts = df["image_id"].value_counts()
+    copied = counts[counts > 1].index
+    sub = df[df["image_id"].isin(copied)]
+    report = {"duplicate_files": int(len(df) - len(counts)), "contents_with_copies": int(len(copied)),
+              "conflicting_labels": int((sub.groupby("image_id")["class"].nunique() > 1).sum()),
+              "shared_between_domains": int((sub.groupby("image_id")["domain"].nunique() > 1).sum()),
+              "on_duplicate": on_duplicate, "examples": []}
+    if not len(copied):
+        return df, report
+    for h, group in list(sub.groupby("image_id", sort=False))[:5]:
+        report["examples"].append({"image_id": h, "copies": [{"domain": d, "class": c, "path": _relative(f, root)}
+                                                             for d, c, f in zip(group["domain"], group["class"],
+                                                                                group["path"])]})
+    if on_duplicate == "fail":
+        first = sub.groupby("image_id", sort=False).head(2).iloc[:2]
+        raise BadInputError(f"{first['path'].iloc[0]} and {first['path'].iloc[1]} hold the same bytes "
+                            f"({report['duplicate_files']} duplicate file(s) in all; data.on_duplicate: keep keeps "
+                            "every copy on one split, one keeps the first copy)")
+    if on_duplicate == "one":
+        keep = ~df["image_id"].duplicated(keep="first")
+        report["dropped"] = int((~keep).sum())
+        df = df[keep].reset_index(drop=True)
+    log.warning("prepare: %d duplicate file(s) -- %d content(s) with copies, %d under conflicting labels, %d shared "
+                "between domains; data.on_duplicate: %s (%s)", report["duplicate_files"], report["contents_with_copies"],
+                report["conflicting_labels"], report["shared_between_domains"], on_duplicate,
+                "every copy keeps its row, all copies on one side of every split" if on_duplicate == "keep" else
+                "the first copy of each kept")
+    return df, report
 
 
 def manifest_report(df: pd.DataFrame, problems: list[Problem], domains: list[str], classes: list[str],
-                    root: str | Path) -> dict:
-    """Counts per domain and split, and every problem (skipped file, missing domain / class cell)."""
+                    root: str | Path, dups: dict | None = None) -> dict:
+    """Counts per domain and split, duplicates, and every problem (skipped file or link, missing cell)."""
     counts = {d: {s: int(((df["domain"] == d) & (df["split"] == s)).sum()) for s in ("train", "test")}
               for d in domains}
     files = [p for p in problems if p.path]
@@ -345,7 +416,10 @@ def manifest_report(df: pd.DataFrame, problems: list[Problem], domains: list[str
     return {
         "images": int(len(df)),
         "unique_images": int(df["image_id"].nunique()),
+        "domains": list(domains),
+        "classes": len(classes),
         "per_domain": counts,
+        "duplicates": dups or {},
         "skipped": len(files),
         "skipped_files": [{**p.to_dict(), "path": _relative(p.path, root)} for p in files],
         "missing": [p.to_dict() for p in cells],

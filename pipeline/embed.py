@@ -29,11 +29,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .images import decode_image, read_image_bytes
-from .encoders import Encoder, provenance, run_tower
-from .featcache import FeatureCache
-from .params import Embed, project_path
+from .encoders.base import Encoder, provenance, run_tower
 from .errors import NonFiniteError
+from .featcache import FeatureCaches
+from .images import decode_image, read_image_bytes
+from .params import Embed, project_path
 
 RUNTIMES = ("auto", "torch", "onnx")
 log = logging.getLogger(__name__)
@@ -57,14 +57,15 @@ def prefetched_batches(paths: Sequence[str], fn: Callable[[str], np.ndarray], ba
             yield np.stack([f.result() for f in pending.popleft()])
 
 
-def export_image_tower(encoder: Encoder, path: str | Path) -> Path:
-    """The encoder's image tower as ONNX (opset 17, TorchScript exporter, dynamic batch): pixels -> features."""
+def export_image_tower(encoder: Encoder, path: str | Path, kinds: tuple[str, ...] = ("projected",)) -> Path:
+    """The encoder's image tower as ONNX (opset 17, TorchScript exporter, dynamic batch): pixels -> one output
+    per feature kind."""
     h, w = encoder.preprocess.output_hw() or (224, 224)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(encoder.image_tower().eval(), (torch.zeros(2, 3, h, w),), str(path),
-                          input_names=["pixels"], output_names=["features"], opset_version=17,
-                          dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(encoder.image_tower(kinds).eval(), (torch.zeros(2, 3, h, w),), str(path),
+                          input_names=["pixels"], output_names=list(kinds), opset_version=17,
+                          dynamic_axes={"pixels": {0: "batch"}, **{k: {0: "batch"} for k in kinds}}, dynamo=False)
     return Path(path)
 
 
@@ -72,18 +73,18 @@ class OnnxTower:
     """The encoder's image tower exported once per run and run by ONNX Runtime on ``threads``
     intra-op threads (0: torch's count) with every graph optimisation on."""
 
-    def __init__(self, encoder: Encoder, threads: int = 0):
+    def __init__(self, encoder: Encoder, threads: int = 0, kinds: tuple[str, ...] = ("projected",)):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         with tempfile.TemporaryDirectory() as tmp:
-            path = export_image_tower(encoder, Path(tmp) / "image_tower.onnx")
+            path = export_image_tower(encoder, Path(tmp) / "image_tower.onnx", kinds)
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})[0]
+    def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)}))
 
 
 def resolve_runtime(runtime: str, device: str) -> str:
@@ -99,45 +100,55 @@ def resolve_runtime(runtime: str, device: str) -> str:
     return runtime
 
 
-def image_runtime(encoder: Encoder, runtime: str = "auto", threads: int = 0) -> tuple[str, Callable]:
-    """(resolved runtime name, pixels -> float32 features) for ``encoder``."""
+def image_runtime(encoder: Encoder, runtime: str = "auto", threads: int = 0, kinds: tuple[str, ...] = ("projected",)
+                  ) -> tuple[str, Callable]:
+    """(resolved runtime name, pixels -> one float32 feature array per kind) for ``encoder``."""
     asked, runtime = runtime, resolve_runtime(runtime, encoder.device)
     if threads and encoder.device == "cpu":
         torch.set_num_threads(threads)
     if runtime == "onnx":
         try:
-            return runtime, OnnxTower(encoder, threads)
+            return runtime, OnnxTower(encoder, threads, kinds)
         except Exception as exc:  # an architecture the exporter cannot trace: torch still works
             if asked == "onnx":
                 raise
             runtime = "torch"
             log.warning("embed.runtime=auto: ONNX export of %s failed (%s: %s); using torch",
                         encoder.name, type(exc).__name__, exc)
-    tower = encoder.image_tower().eval()
+    tower = encoder.image_tower(kinds).eval()
     return runtime, lambda pixels: run_tower(tower, pixels, encoder.device)
 
 
 def embed_images(paths: Sequence[str], encoder: Encoder, batch_size: int = 64, workers: int = 2,
-                 progress: bool = True, run: Callable | None = None, bar: tqdm | None = None
-                 ) -> tuple[np.ndarray, dict]:
-    """E_I(x) for every path, in order, through ``run`` (default: the encoder in torch);
-    returns (float32 [n, dim], timing stats)."""
+                 progress: bool = True, run: Callable | None = None, bar: tqdm | None = None,
+                 kinds: tuple[str, ...] = ("projected",)) -> tuple[np.ndarray | dict, dict]:
+    """Image features of every path, in order, through ``run`` (default: the encoder's tower in torch);
+    returns (float32 [n, d] for one kind, or {kind: [n, d_kind]}, timing stats)."""
     if batch_size < 1:
         raise ValueError(f"embed.batch_size={batch_size} must be >= 1")
-    run = run or encoder.encode_images
-    out = np.empty((len(paths), encoder.dim), np.float32)
+    if run is None:
+        tower = encoder.image_tower(kinds).eval()
+        run = lambda pixels: run_tower(tower, pixels, encoder.device)  # noqa: E731
+    out = {k: np.empty((len(paths), encoder.kind_dim(k)), np.float32) for k in kinds}
     t0, i = time.perf_counter(), 0
     own = bar is None
     bar = bar or tqdm(total=len(paths), desc="embed images", unit="img", disable=not progress, mininterval=2)
     for batch in prefetched_batches(paths, lambda p: load_pixels(p, encoder.preprocess), batch_size, workers):
-        out[i:i + len(batch)] = run(batch)
+        for k, feats in zip(kinds, run(batch)):
+            out[k][i:i + len(batch)] = feats
         i += len(batch)
         bar.update(len(batch))
     if own:
         bar.close()
     seconds = time.perf_counter() - t0
-    return out, {"images": len(paths), "seconds": round(seconds, 3),
-                 "images_per_second": round(len(paths) / seconds, 2) if seconds > 0 else None}
+    return out[kinds[0]] if len(kinds) == 1 else out, {
+        "images": len(paths), "seconds": round(seconds, 3),
+        "images_per_second": round(len(paths) / seconds, 2) if seconds > 0 else None}
+
+
+def feature_kinds(features: str) -> tuple[str, ...]:
+    """``embed.features`` (projected | pooled | both) -> the feature kinds to embed."""
+    return {"projected": ("projected",), "pooled": ("pooled",), "both": ("projected", "pooled")}[features]
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -169,40 +180,47 @@ def plan_blocks(images: pd.DataFrame, batch_size: int, shard_size: int, shard: t
     return mine, sum(len(t) for t in todo) - sum(len(t) for t in mine)
 
 
-def embed_blocks(blocks: list[pd.DataFrame], encoder: Encoder, run: Callable, cache: FeatureCache,
+def embed_blocks(blocks: list[pd.DataFrame], encoder: Encoder, run: Callable, caches: FeatureCaches,
                  batch_size: int, workers: int, info: dict, progress: bool = True) -> int:
-    """Embed each block (columns ``image_id``, ``path``) and store it as one cache shard; returns images embedded."""
+    """Embed each block (columns ``image_id``, ``path``) and store it as one cache shard per feature kind;
+    returns images embedded."""
     total = sum(len(b) for b in blocks)
     with tqdm(total=total, desc="embed images", unit="img", disable=not progress, mininterval=2) as bar:
         for block in blocks:
-            emb, _ = embed_images(block["path"].tolist(), encoder, batch_size, workers, run=run, bar=bar)
-            bad = ~np.isfinite(emb).all(axis=1)
-            if bad.any():  # never cache a NaN: every later read would refuse the store
-                raise NonFiniteError(f"embed_images: {block['path'].iloc[int(np.flatnonzero(bad)[0])]} gives a "
-                                     f"non-finite embedding with model {encoder.name!r} ({int(bad.sum())} image(s) "
-                                     f"in its block of {len(block)})")
-            cache.write_shard(block["image_id"].tolist(), emb, info)
+            feats, _ = embed_images(block["path"].tolist(), encoder, batch_size, workers, run=run, bar=bar,
+                                    kinds=caches.kinds)
+            feats = feats if isinstance(feats, dict) else {caches.kinds[0]: feats}
+            for emb in feats.values():
+                bad = ~np.isfinite(emb).all(axis=1)
+                if bad.any():  # never cache a NaN: every later read would refuse the store
+                    raise NonFiniteError(f"embed_images: {block['path'].iloc[int(np.flatnonzero(bad)[0])]} gives a "
+                                         f"non-finite embedding with model {encoder.name!r} ({int(bad.sum())} image(s) "
+                                         f"in its block of {len(block)})")
+            caches.write_block(block["image_id"].tolist(), feats, info)
     return total
 
 
-def unique_images(df: pd.DataFrame, cache: FeatureCache) -> pd.DataFrame:
-    """One row per distinct image (content hash) in manifest order: ``image_id``, ``path``, ``cached``."""
+def unique_images(df: pd.DataFrame, caches: FeatureCaches) -> pd.DataFrame:
+    """One row per distinct image (content hash) in manifest order: ``image_id``, ``path``, ``cached`` (in every
+    kind the run embeds)."""
     unique = df.drop_duplicates("image_id")[["image_id", "path"]].reset_index(drop=True)
-    return unique.assign(cached=unique["image_id"].isin(cache.index().index))
+    return unique.assign(cached=unique["image_id"].isin(caches.cached_ids()))
 
 
 def embed_to_cache(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, batch_size: int = 32,
                    shard_size: int = 1024, workers: int = 2, runtime: str = "auto", threads: int = 0,
-                   shard: tuple[int, int] = (0, 1), progress: bool = True) -> tuple[FeatureCache, dict]:
-    """Embed the manifest images the cache lacks (this process's share of them); returns (cache, stats)."""
-    cache = FeatureCache(cache_dir, provenance(encoder))
-    images = unique_images(df, cache)
+                   shard: tuple[int, int] = (0, 1), progress: bool = True, kinds: tuple[str, ...] = ("projected",)
+                   ) -> tuple[FeatureCaches, dict]:
+    """Embed the manifest images the cache lacks (this process's share of them); returns (caches, stats)."""
+    caches = FeatureCaches(cache_dir, provenance(encoder), kinds)
+    images = unique_images(df, caches)
     blocks, others = plan_blocks(images, batch_size, shard_size, shard)
     t0 = time.perf_counter()
-    name, run = image_runtime(encoder, runtime, threads) if blocks else (resolve_runtime(runtime, encoder.device), None)
+    name, run = image_runtime(encoder, runtime, threads, caches.kinds) if blocks else \
+        (resolve_runtime(runtime, encoder.device), None)
     info = shard_info("local", name, encoder, batch_size)
-    embedded = embed_blocks(blocks, encoder, run, cache, batch_size, workers, info, progress)
-    return cache, run_stats(embedded, int(images["cached"].sum()), others, time.perf_counter() - t0, info)
+    embedded = embed_blocks(blocks, encoder, run, caches, batch_size, workers, info, progress)
+    return caches, run_stats(embedded, int(images["cached"].sum()), others, time.perf_counter() - t0, info)
 
 
 def shard_info(engine: str, runtime: str, encoder: Encoder, batch_size: int) -> dict:
@@ -221,7 +239,8 @@ def run_stats(embedded: int, reused: int, others: int, seconds: float, info: dic
 def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, batch_size: int = 32,
                    shard_size: int = 1024, workers: int = 2, runtime: str = "auto", threads: int = 0,
                    device: str = "auto", address: str | None = None, actors: int = 2, cpus_per_actor: float = 1,
-                   gpus_per_actor: float = 0, progress: bool = True) -> tuple[FeatureCache, dict]:
+                   gpus_per_actor: float = 0, progress: bool = True, kinds: tuple[str, ...] = ("projected",)
+                   ) -> tuple[FeatureCaches, dict]:
     """Embed the missing blocks on Ray Data: ``actors`` long-lived actors each load the model once and
     write whole blocks as cache shards (the same blocks and batches as a local run, so the same store).
     Workers load ``encoder.name`` on ``device`` (``auto``: their GPU when ``gpus_per_actor`` gives one).
@@ -233,12 +252,12 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
     from .encoders import load_encoder
 
     model = encoder.name
-    cache = FeatureCache(cache_dir, provenance(encoder))
-    images = unique_images(df, cache)
+    caches = FeatureCaches(cache_dir, provenance(encoder), kinds)
+    images = unique_images(df, caches)
     blocks, _ = plan_blocks(images, batch_size, shard_size)
     reused = int(images["cached"].sum())
     if not blocks:
-        return cache, run_stats(0, reused, 0, 0.0, {"engine": "ray"})
+        return caches, run_stats(0, reused, 0, 0.0, {"engine": "ray"})
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=progress,
@@ -249,16 +268,16 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
         def __init__(self):
             os.chdir(cwd)  # relative model / image paths resolve as in the driver
             self.encoder = load_encoder(model, device)
-            self.cache = FeatureCache(root, provenance(self.encoder))
-            if self.cache.key != cache.key:
-                raise RuntimeError(f"model {model!r} loaded with other weights on a Ray worker ({self.cache.key} "
-                                   f"vs {cache.key})")
-            name, self.run = image_runtime(self.encoder, runtime, threads)
+            self.caches = FeatureCaches(root, provenance(self.encoder), kinds)
+            if self.caches.key != caches.key:
+                raise RuntimeError(f"model {model!r} loaded with other weights on a Ray worker ({self.caches.key} "
+                                   f"vs {caches.key})")
+            name, self.run = image_runtime(self.encoder, runtime, threads, kinds)
             self.info = shard_info("ray", name, self.encoder, batch_size)
 
         def __call__(self, batch: dict) -> dict:
             blocks = [pd.DataFrame({"image_id": list(i), "path": list(p)}) for i, p in zip(batch["image_id"], batch["path"])]
-            n = embed_blocks(blocks, self.encoder, self.run, self.cache, batch_size, workers, self.info, progress=False)
+            n = embed_blocks(blocks, self.encoder, self.run, self.caches, batch_size, workers, self.info, progress=False)
             return {"images": np.array([n])}
 
     t0 = time.perf_counter()
@@ -271,12 +290,12 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
         if started:
             ray.shutdown()
     embedded = int(sum(int(r["images"]) for r in done))
-    return cache, run_stats(embedded, reused, 0, time.perf_counter() - t0,
-                            {"engine": "ray", "actors": actors, "batch_size": batch_size})
+    return caches, run_stats(embedded, reused, 0, time.perf_counter() - t0,
+                             {"engine": "ray", "actors": actors, "batch_size": batch_size})
 
 
 def embed_manifest(df: pd.DataFrame, encoder: Encoder, e: Embed, shard: tuple[int, int] = (0, 1),
-                   engine: str = "local", progress: bool = True) -> tuple[FeatureCache, dict]:
+                   engine: str = "local", progress: bool = True) -> tuple[FeatureCaches, dict]:
     """What stage embed_images runs: the manifest rows' images (``image_id``, ``path``) the cache lacks,
     embedded by ``engine`` (local | ray) with the ``embed`` params; the cache is ``embed.cache_dir``
     resolved against the project (:func:`pipeline.params.project_path`), so that experiments run in
@@ -284,7 +303,7 @@ def embed_manifest(df: pd.DataFrame, encoder: Encoder, e: Embed, shard: tuple[in
     if engine not in ("local", "ray") or (engine == "ray" and shard != (0, 1)):
         raise ValueError(f"embed.engine={engine!r}: choose local or ray (--shard runs locally only)")
     common = dict(batch_size=e.batch_size, shard_size=e.shard_size, workers=e.workers, runtime=e.runtime,
-                  threads=e.threads, progress=progress)
+                  threads=e.threads, progress=progress, kinds=feature_kinds(e.features))
     cache_dir = project_path(e.cache_dir)
     if engine == "ray":
         return embed_with_ray(df, encoder, cache_dir, device=e.device, **common, **e.ray.model_dump())

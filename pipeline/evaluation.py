@@ -42,7 +42,7 @@ from .errors import ParamsError, did_you_mean
 from .imagefree import IMAGE_FREE
 from .operators import OPERATORS, check_sections
 from .params import Params
-from .partition import TEST, TRAIN, VAL, digest, partitions
+from .partition import TEST, TRAIN, VAL, digest, partitions, val_share
 from .probes import PROBES, fit_probes
 from .selection import SELECTIONS, pick
 
@@ -302,12 +302,14 @@ def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, ca
 
 
 def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list[str], p: Params, pl: Plan,
-          cache: CellCache, image_free: dict) -> pd.DataFrame:
+          cache: CellCache, image_free: dict, joint: np.ndarray | None = None) -> pd.DataFrame:
     """Accuracy rows (``ACCURACY_COLUMNS``): per trial, selection method, scored setting and method, the
-    selected grid point's test accuracy; image-free methods per trial and target."""
+    selected grid point's test accuracy; image-free methods per trial and target, scored on the joint-space
+    features ``joint`` (default ``X``)."""
     dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
     rows = []
-    preds = {name: model.predict(X) for name, model in image_free.items()}  # trained on no image: once
+    Xj = X if joint is None else joint
+    preds = {name: model.predict(Xj) for name, model in image_free.items()}  # trained on no image: once
     for t, part in enumerate(pl.parts):
         for name, pred in preds.items():
             for target in domains:
@@ -342,9 +344,24 @@ def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
+def check_feature_space(p: Params) -> None:
+    """Text operators act in the joint image-text space: refused, naming one, when the probes read the
+    pre-projection features (``classifier.features: pooled``)."""
+    if p.classifier.features == "projected":
+        return
+    text_ops = [n for n in OPERATORS.check(p.operators.names) if OPERATORS[n].uses == "text" and n != "none"]
+    if text_ops:
+        raise ParamsError(f"operators.names: {text_ops[0]} moves features along text directions of the joint "
+                          "image-text space, which classifier.features: pooled leaves; drop it or read projected features")
+
+
 def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str], classes: list[str], p: Params,
-             image_free: dict, cache: CellCache, fixed_test: bool, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """The whole evaluation: (accuracy rows, run info: cells, computed, cached, trials, fixed_test)."""
+             image_free: dict, cache: CellCache, fixed_test: bool, progress: bool = False,
+             joint: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+    """The whole evaluation: (accuracy rows, run info: cells, computed, cached, trials, fixed_test, the
+    validation share asked and applied). ``X``: the features the probes read (``classifier.features``);
+    ``joint``: the joint-space ones the image-free methods read (default ``X``)."""
+    check_feature_space(p)
     pl = plan(images, X, domains, p, cache, fixed_test)
     dom, y, part = images["domain"].to_numpy(), images["label"].to_numpy(), pl.parts[0]
     for protocol, sources, target in protocols(domains):  # what the data lacks, said once (trial 0)
@@ -352,7 +369,9 @@ def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str]
                      setting_gaps(y[(part == TRAIN) & np.isin(dom, sources)], y[(part == TEST) & (dom == target)], classes))
     before = len(cache.new)
     fit(images, X, text, p, pl, cache, progress)
-    acc = score(images, X, domains, classes, p, pl, cache, image_free)
+    acc = score(images, X, domains, classes, p, pl, cache, image_free, joint)
     info = {"cells": len(pl.cells), "computed": len(cache.new) - before, "trials": p.evaluation.trials,
-            "fixed_test": fixed_test}
+            "fixed_test": fixed_test, "features": p.classifier.features,
+            "val_fraction": {"asked": p.data.val_fraction,
+                             "applied": round(float(np.mean([val_share(part) for part in pl.parts])), 4)}}
     return acc, info

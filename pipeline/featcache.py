@@ -9,7 +9,10 @@ preprocessing select a namespace directory ``<root>/<key>/``. Inside it, shards
 - adding images embeds only them; removing images only drops rows from the assembled store;
 - a new model (weights) or preprocessing is a new namespace: everything is recomputed;
 - a killed run leaves only complete shards: the next run embeds what is missing;
-- any number of processes or machines can write shards of disjoint blocks into one namespace.
+- any number of processes or machines can write shards of disjoint blocks into one namespace;
+- each kind of image feature (``projected``, ``pooled``: :mod:`pipeline.encoders.base`) is its own
+  namespace, so asking for a second kind later embeds only what that kind lacks;
+- a shard that cannot be read (a truncated file) is logged, deleted and its images embedded again.
 
 DVC sees only the assembled store (``features/images.parquet``); this directory is ours.
 """
@@ -17,37 +20,50 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .store import TableWriter, read_table, write_json, write_table
+from .store import EMBEDDING, TableWriter, read_table, write_json, write_table
 
 SHARD_GLOB = "shard-*.parquet"
 STALE_TEMP_SECONDS = 3600  # a shard is written in well under a second: older temp files are a killed run's
+COLUMNS = {"projected": EMBEDDING, "pooled": "pooled"}  # feature kind -> its column in features/images.parquet
+log = logging.getLogger(__name__)
 
 
-def cache_key(provenance: dict) -> str:
-    """16 hex digits of sha256 over the weight hash, the preprocessing and the output dim."""
+def column_of(kind: str) -> str:
+    return COLUMNS[kind]
+
+
+def cache_key(provenance: dict, kind: str = "projected") -> str:
+    """16 hex digits of sha256 over the weight hash, the preprocessing and the output dim (and the feature kind
+    when it is not the joint-space one, whose namespaces predate the kinds)."""
     keyed = {k: provenance[k] for k in ("weight_sha256", "preprocessing", "dim")}
+    if kind != "projected":
+        keyed.update(kind=kind, pooled_dim=provenance["pooled_dim"])
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class FeatureCache:
-    """One namespace (model weights + preprocessing) of the feature cache under ``root``."""
+    """One namespace (model weights + preprocessing + feature kind) of the feature cache under ``root``."""
 
-    def __init__(self, root: str | Path, provenance: dict):
-        self.key = cache_key(provenance)
+    def __init__(self, root: str | Path, provenance: dict, kind: str = "projected"):
+        self.kind = kind
+        self.key = cache_key(provenance, kind)
         self.dir = Path(root) / self.key
-        self.dim = int(provenance["dim"])
+        self.dim = int(provenance["dim"] if kind == "projected" else provenance["pooled_dim"])
         self._ids: dict[str, list[str]] = {}  # shard name -> its image ids, read once per shard
         if not (self.dir / "namespace.json").exists():
-            write_json(self.dir / "namespace.json", {k: provenance.get(k) for k in
-                                                    ("model", "weight_sha256", "preprocessing", "dim")})
+            write_json(self.dir / "namespace.json", {**{k: provenance.get(k) for k in
+                                                       ("model", "weight_sha256", "preprocessing")},
+                                                    "kind": kind, "dim": self.dim})
         for tmp in self.dir.glob(".shard-*.tmp"):  # left by a SIGKILL mid-write; never read
             if time.time() - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
                 tmp.unlink(missing_ok=True)
@@ -60,7 +76,13 @@ class FeatureCache:
         parts = []
         for path in self.shards():
             if path.name not in self._ids:  # shards are immutable once renamed into place
-                self._ids[path.name] = pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist()
+                try:
+                    self._ids[path.name] = pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist()
+                except (OSError, pa.ArrowException) as exc:  # truncated / corrupt: its images are embedded again
+                    log.warning("feature cache: deleting unreadable shard %s (%s: %s); its images are embedded again",
+                                path, type(exc).__name__, exc)
+                    path.unlink(missing_ok=True)
+                    continue
             ids = self._ids[path.name]
             parts.append(pd.DataFrame({"image_id": ids, "shard": path.name, "row": np.arange(len(ids))}))
         if not parts:
@@ -77,25 +99,78 @@ class FeatureCache:
         return self.dir / name
 
     def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192) -> int:
-        """Write ``df`` (one row per manifest row, duplicates allowed) with each row's cached embedding
-        to the store ``out``, ``window`` rows per row group; holds at most two shards in memory."""
+        """:func:`assemble_store` of this one kind."""
+        return assemble_store(out, df, {self.kind: self}, metadata, window)
+
+    def rows(self, df: pd.DataFrame) -> "_Rows":
         index = self.index()
         missing = ~df["image_id"].isin(index.index)
         if missing.any():
             raise RuntimeError(f"{self.dir}: {int(missing.sum())} manifest images have no cached embedding "
                                f"(first: image_id {df.loc[missing, 'image_id'].iloc[0]}); run embed_images without --shard")
+        return _Rows(self, index)
 
-        @lru_cache(maxsize=2)
-        def shard(name: str) -> np.ndarray:
-            return read_table(self.dir / name)[1]
 
-        with TableWriter(out, metadata) as writer:
-            for start in range(0, len(df), window):
-                part = df.iloc[start:start + window]
-                where = index.loc[part["image_id"].to_numpy()].reset_index(drop=True)
-                rows = where["row"].to_numpy()
-                emb = np.empty((len(part), self.dim), np.float32)
-                for name, pos in where.groupby("shard", sort=False).indices.items():
-                    emb[pos] = shard(name)[rows[pos]]
-                writer.write(part, emb)
-        return writer.rows
+class _Rows:
+    """Gathers cached vectors for manifest rows, holding at most two shards in memory."""
+
+    def __init__(self, cache: FeatureCache, index: pd.DataFrame):
+        self.cache, self.index = cache, index
+        self.shard = lru_cache(maxsize=2)(self._read)
+
+    def _read(self, name: str) -> np.ndarray:
+        try:
+            return read_table(self.cache.dir / name)[1]
+        except (OSError, pa.ArrowException) as exc:
+            raise RuntimeError(f"feature cache shard {self.cache.dir / name} cannot be read ({type(exc).__name__}: "
+                               f"{exc}); delete it and rerun embed_images") from None
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        where = self.index.loc[ids].reset_index(drop=True)
+        rows = where["row"].to_numpy()
+        emb = np.empty((len(ids), self.cache.dim), np.float32)
+        for name, pos in where.groupby("shard", sort=False, observed=True).indices.items():
+            emb[pos] = self.shard(name)[rows[pos]]
+        return emb
+
+
+def assemble_store(out: str | Path, df: pd.DataFrame, caches: dict[str, FeatureCache], metadata: dict,
+                   window: int = 8192) -> int:
+    """Write ``df`` (one row per manifest row, duplicates allowed) with each row's cached vector of every kind
+    (column :data:`COLUMNS` [kind]) to the store ``out``, ``window`` rows per row group."""
+    gather = {kind: cache.rows(df) for kind, cache in caches.items()}
+    with TableWriter(out, metadata) as writer:
+        for start in range(0, len(df), window):
+            part = df.iloc[start:start + window]
+            ids = part["image_id"].to_numpy()
+            writer.write(part, vectors={COLUMNS[kind]: g(ids) for kind, g in gather.items()})
+    return writer.rows
+
+
+class FeatureCaches:
+    """The namespaces of the feature kinds one run embeds (``embed.features``), used together: an image is
+    cached when every kind holds it; a block's features of every kind come from one forward pass."""
+
+    def __init__(self, root: str | Path, provenance: dict, kinds: tuple[str, ...] = ("projected",)):
+        self.kinds = tuple(kinds)
+        self.caches = {k: FeatureCache(root, provenance, k) for k in self.kinds}
+        first = self.caches[self.kinds[0]]
+        self.dir = first.dir if len(self.kinds) == 1 else Path(root)
+        self.key = "+".join(c.key for c in self.caches.values())
+
+    def __getitem__(self, kind: str) -> FeatureCache:
+        return self.caches[kind]
+
+    def shards(self) -> list[Path]:
+        return [s for c in self.caches.values() for s in c.shards()]
+
+    def cached_ids(self) -> set:
+        sets = [set(c.index().index) for c in self.caches.values()]
+        return set.intersection(*sets) if sets else set()
+
+    def write_block(self, image_ids: list[str], features: dict[str, np.ndarray], info: dict) -> None:
+        for kind, cache in self.caches.items():
+            cache.write_shard(image_ids, features[kind], info)
+
+    def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192) -> int:
+        return assemble_store(out, df, self.caches, metadata, window)

@@ -9,8 +9,8 @@ CLIP's real BPE vocabulary. Each tower is projected linearly to ``embed_dim`` an
 a :class:`~pipeline.contrastive.LogitScale` holds the temperature (Radford et al., ICML 2021).
 
 A trained model is a directory: ``miniclip.json`` (architecture), ``model.safetensors`` (every
-weight), ``tokenizer/`` and, for MiniLM, ``text_config.json``. :class:`MiniClipEncoder` serves it
-through the same encoder interface as a ``transformers`` CLIP.
+weight), ``tokenizer/`` and, for MiniLM, ``text_config.json``. This module is the architecture and its
+save / load; training is :mod:`pipeline.clip_training`, serving it as an encoder :mod:`pipeline.encoders.miniclip`.
 """
 from __future__ import annotations
 
@@ -18,13 +18,10 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from .contrastive import LogitScale
-from .encoders import ImageTower, ModelLoadError, encode_texts_batched, run_tower, state_dict_hash
-from .preprocess import Preprocess
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -219,39 +216,17 @@ def load_miniclip(path: str | Path, device: str = "cpu") -> tuple[MiniCLIP, obje
     return model.to(device).eval(), load_tokenizer(spec, path / "tokenizer")
 
 
-class MiniClipEncoder:
-    """A saved MiniCLIP behind the pipeline's encoder interface (see :mod:`pipeline.encoders`)."""
+def write_not_trained(out_dir: str | Path, model_name: str) -> Path:
+    """What stage train_clip leaves in ``out_dir`` when ``model.name`` names another model: a note, no model
+    (no ``miniclip.json``, so nothing loads it as one)."""
+    import shutil
 
-    def __init__(self, name: str, device: str = "cpu", path: str | Path | None = None, text_batch_size: int = 256):
-        self.name, self.device, self.text_batch_size = name, device, text_batch_size
-        path = Path(path or name)
-        if not (path / "miniclip.json").is_file():
-            raise ModelLoadError(f"model.name={name!r}: no trained MiniCLIP at {str(path)!r} (miniclip.json missing); "
-                                 "run the train_clip stage first (dvc repro train_clip)")
-        self.model, self.tokenizer = load_miniclip(path, device)
-        s = self.model.spec["image_size"]
-        self.preprocess = Preprocess(shortest_edge=s, resize_hw=None, crop_hw=(s, s), resample=3,
-                                     rescale_factor=1 / 255, mean=CLIP_MEAN, std=CLIP_STD)
-        self.dim = self.model.spec["embed_dim"]
-        self.weight_hash = state_dict_hash(self.model)
-        self.trained_on = self.model.spec.get("trained_on")  # the split it was trained on (train_clip)
-
-    def image_tower(self) -> nn.Module:
-        """pixels -> E_I as one module (what the ONNX runtime exports)."""
-        return ImageTower(self.model, "encode_image")
-
-    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        return run_tower(self.image_tower(), pixels, self.device)
-
-    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = tokenize(self.tokenizer, texts, self.model.spec["max_length"])
-        return ids.to(self.device), mask.to(self.device)
-
-    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_text(input_ids, attention_mask)
-
-    def token_embedding(self) -> nn.Module:
-        return self.model.text.model.get_input_embeddings()
-
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return encode_texts_batched(self, texts)
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "NOT_TRAINED.json").write_text(json.dumps({"trained": False, "reason": "model.name names another "
+                                                      "model", "model.name": model_name}, indent=1) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out

@@ -48,23 +48,26 @@ def _unique(values: list, key: str) -> list:
 # ------------------------------------------------------------------------------------- sections
 class Data(Section):
     root: str = "../shared/pacs"  # relative paths resolve against the project (DVC_ROOT), see project_path
-    domains: Names = ["photo", "art_painting", "cartoon", "sketch"]
-    classes: Names = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
+    dataset: str = "pacs"  # a preset of pipeline/datasets/ (checked by its registry where it is resolved)
+    domains: Names | None = None  # None: the preset's (custom: the folders under root)
+    classes: Names | None = None  # None: discovered from the class folders (sorted, as DomainBed does)
     test_fraction: Fraction = 0.2
     val_fraction: HalfOpenFraction = 0.2  # of each domain's train split, held out for model selection
     split_seed: NonNegInt = 0
     on_bad_image: Literal["fail", "skip"] = "fail"
+    on_duplicate: Literal["keep", "fail", "one"] = "keep"
     workers: PositiveInt = 4
     cache_dir: str = "cache/prepare"
 
     @field_validator("domains", "classes")
     @classmethod
     def _no_duplicates(cls, v, info):
-        return _unique(v, info.field_name)
+        return v if v is None else _unique(v, info.field_name)
 
 
 class Model(Section):
-    name: str = MINICLIP_DIR
+    name: str = MINICLIP_DIR  # a model directory, optionally prefixed by its family (pipeline/encoders/)
+    cache_dir: str = "cache/models"  # model fingerprints by file stats (stage model), kept across runs
 
 
 class ResNet(Section):
@@ -146,6 +149,7 @@ class Embed(Section):
     cache_dir: str = "cache/embeddings"
     engine: Literal["local", "ray"] = "local"
     ray: Ray = Ray()
+    features: Literal["projected", "pooled", "both"] = "projected"
 
     @field_validator("device")
     @classmethod
@@ -162,18 +166,18 @@ class Embed(Section):
 
 
 class Prompts(Section):
-    domains: dict[str, str] = {"photo": "a photo", "art_painting": "an art painting", "cartoon": "a cartoon",
-                               "sketch": "a black and white drawing"}
+    domains: dict[str, str] = {}  # description per domain, over the preset's defaults
+    class_names: dict[str, str] = {}  # class folder -> the name prompts use, over the preset's and the cleaning
+    templates: str = "simple3"  # a named set (pipeline/templates/) or a file of templates, one per line, each with {}
     dummy_nouns: Names = ["goose", "goldfish", "car", "chair", "tree", "bicycle", "cup", "lamp", "boat", "clock",
                           "apple", "bridge", "shoe", "bottle", "airplane", "umbrella"]
-    class_templates: Names = ["a photo of a {}.", "a picture of a {}.", "an image of a {}."]
 
-    @field_validator("class_templates")
+    @field_validator("domains", "class_names")
     @classmethod
-    def _placeholder(cls, v):
-        bad = [t for t in v if "{}" not in t]
-        if bad:
-            raise ValueError(f"{bad[0]!r} needs a '{{}}' for the class name")
+    def _non_empty(cls, v, info):
+        blank = [k for k, text in v.items() if not text.strip()]
+        if blank:
+            raise ValueError(f"{blank[0]!r} maps to an empty text")
         return v
 
 
@@ -216,6 +220,7 @@ class Classifier(Section):
     standardize: bool = True
     seed: NonNegInt = 0
     n_jobs: int = 2
+    features: Literal["projected", "pooled"] = "projected"  # the image features the probes read
     dann: Dann = Dann()
 
     def C_grid(self) -> list[float]:
@@ -323,10 +328,10 @@ class Params(Section):
     gap: Gap = Gap()
 
     @model_validator(mode="after")
-    def _prompts_cover_domains(self):
-        missing = [d for d in self.data.domains if d not in self.prompts.domains]
-        if missing:
-            raise ValueError(f"prompts.domains: no description for {missing} of data.domains")
+    def _features_embedded(self):
+        if self.classifier.features not in (self.embed.features, "both") and self.embed.features != "both":
+            raise ValueError(f"classifier.features: {self.classifier.features} features are not embedded "
+                             f"(embed.features: {self.embed.features}); set embed.features: both")
         return self
 
 
@@ -398,17 +403,38 @@ def project_path(path: str | Path) -> Path:
     return path if path.is_absolute() else Path(os.environ.get("DVC_ROOT") or os.getcwd()) / path
 
 
-def check_model_name(name: str) -> None:
-    """``model.name`` must be a directory DVC can depend on: ``models/miniclip`` (stage train_clip
-    writes it) or a local transformers CLIP directory. A hub id is refused with the one-time command
-    that saves it as such a directory."""
-    if Path(name) == Path(MINICLIP_DIR) or Path(name).is_dir():
-        return
+def split_model_name(name: str) -> tuple[str | None, str]:
+    """``"family:path"`` -> (family, path); a bare path (or an existing directory whose name has a colon) ->
+    (None, path). The family is checked by the encoder registry (:mod:`pipeline.encoders`)."""
+    m = re.match(r"^([a-z][a-z0-9_]*):(?!//)(.+)$", name)
+    return (m.group(1), m.group(2)) if m and not Path(name).exists() else (None, name)
+
+
+def model_dir(path: str) -> Path:
+    """A model directory as this workspace sees it: relative to the working directory when it is there (a
+    model trained in this workspace: models/miniclip), else relative to the project ($DVC_ROOT: a model
+    saved once in the project, seen from a DVC temporary / queued workspace)."""
+    p = Path(os.path.expanduser(path))
+    root = os.environ.get("DVC_ROOT")
+    if p.is_absolute() or p.exists() or not root or not (Path(root) / p).exists():
+        return p
+    return Path(root) / p
+
+
+def check_model_name(name: str) -> Path:
+    """The directory of ``model.name`` (an optional family prefix and a directory); a missing one is refused
+    with the command that makes it, without importing any model code (the family is checked by
+    :func:`pipeline.encoders.resolve_model`)."""
     if name == "miniclip":
-        raise ParamsError(f"model.name: write {MINICLIP_DIR!r}, the directory stage train_clip writes "
-                          "(DVC depends on the model by its path)")
-    hint = (f"a hub id is not a path DVC can depend on: save it once with `python -m pipeline.encoders fetch "
-            f"{name} models/{Path(name).name}` (network or a filled HF cache), then set model.name: "
-            f"models/{Path(name).name}") if re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not Path(name).parent.is_dir() \
+        raise ParamsError(f"model.name: write {MINICLIP_DIR!r}, the directory stage train_clip writes")
+    path = split_model_name(name)[1]
+    if model_dir(path).is_dir():
+        return model_dir(path)
+    if Path(path) == Path(MINICLIP_DIR):
+        raise ParamsError(f"model.name={name!r}: stage train_clip writes it: run `dvc repro`")
+    hub = re.fullmatch(r"(hf-hub:)?[\w.-]+/[\w.-]+", path) and not Path(path).parent.is_dir()
+    base = Path(path.removeprefix("hf-hub:")).name
+    hint = (f"a hub id is not a directory the pipeline can fingerprint: save it once with `clipdg fetch {path} "
+            f"models/{base}` (network or a filled HF cache), then set model.name: models/{base}") if hub \
         else "no such directory"
     raise ParamsError(f"model.name={name!r}: {hint}")

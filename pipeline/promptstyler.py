@@ -10,8 +10,10 @@ P_i o P_m). With the text encoder T frozen, the K vectors are learned one after 
     L_content = -1/N sum_m log softmax_n(z_imn)[m],  z_imn = <T(P_i o P_m), T(P_n^content)>
     L_prompt  = L_style + L_content,
 
-P_n^content = "[class n]". The K x N style-content features T(P_i o P_m) are the classifier's
-training set (see :class:`pipeline.arcface.ArcFace`).
+P_n^content = "[class n]" in the paper; here T(P_n^content) is the prompt ensemble of class n over the
+chosen template set (``prompts.templates``), normalize(mean_t normalize(T(t(class n)))) -- the same class
+text zero-shot uses; the set ``classname`` ("{}") is the paper's prompt exactly. The K x N
+style-content features T(P_i o P_m) are the classifier's training set (see :class:`pipeline.arcface.ArcFace`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 PSEUDO_WORD = "*"  # one token in both CLIP's BPE and WordPiece; its embedding is replaced by s_i
+PSEUDO_WORDS = (PSEUDO_WORD, "x", "sks")  # tried in order: SigLIP's tokenizer strips punctuation, so "*" is lost
 STYLE_PROMPT = "a {} style of a"
 STYLE_CONTENT_PROMPT = "a {} style of a {}"
 
@@ -98,25 +101,47 @@ class Styles:
         return float((pred == np.arange(len(self.classes))).mean())
 
 
+def content_features(encoder, names: list[str], templates: list[str]) -> torch.Tensor:
+    """T(P_n^content) [N, d]: per class, the mean of the L2-normalised E_T(t(name)) over ``templates``,
+    renormalised (CLIP's prompt ensembling)."""
+    unit = torch.nn.functional.normalize
+    texts = [t.format(n) for n in names for t in templates]
+    step = getattr(encoder, "text_batch_size", 256)
+    with torch.no_grad():
+        f = torch.cat([unit(encoder.text_features(*encoder.tokenize(texts[i:i + step])).float(), dim=-1)
+                       for i in range(0, len(texts), step)])
+    return unit(f.reshape(len(names), len(templates), -1).mean(1), dim=-1)
+
+
+def pseudo_word(encoder) -> tuple[str, int]:
+    """The first of :data:`PSEUDO_WORDS` the encoder's tokenizer keeps as one token inside a style prompt."""
+    for word in PSEUDO_WORDS:
+        ids = encoder.tokenizer(word, add_special_tokens=False)["input_ids"]
+        if len(ids) == 1 and ids[0] in encoder.tokenize([STYLE_PROMPT.format(word)])[0][0].tolist():
+            return word, ids[0]
+    raise ValueError(f"the tokenizer of model {encoder.name!r} keeps none of {list(PSEUDO_WORDS)} as one token: "
+                     "PromptStyler has no pseudo-word to learn")
+
+
 def learn_styles(encoder, classes: list[str], k: int = 80, iterations: int = 100, lr: float = 0.002,
-                 momentum: float = 0.9, init_std: float = 0.02, seed: int = 0, progress: bool = True) -> Styles:
+                 momentum: float = 0.9, init_std: float = 0.02, seed: int = 0, progress: bool = True,
+                 names: list[str] | None = None, templates: list[str] = ("{}",)) -> Styles:
     """Learn K style word vectors sequentially (SGD with momentum, ``iterations`` steps each, s_i
     initialised N(0, init_std^2)) with ``encoder`` (any pipeline encoder with ``tokenize``,
-    ``text_features``, ``token_embedding``) frozen. One batch per step holds P_i and every P_i o P_m."""
+    ``text_features``, ``token_embedding``) frozen. One batch per step holds P_i and every P_i o P_m.
+    ``names``: the classes as prompts write them (default: the folder names, underscores as spaces);
+    ``templates``: the set the content features ensemble (:func:`content_features`)."""
     if k < 1 or iterations < 0:
         raise ValueError(f"promptstyler.k={k} must be >= 1 and promptstyler.iterations={iterations} >= 0")
     encoder.model.eval().requires_grad_(False)
     embedding = encoder.token_embedding()
-    names = [c.replace("_", " ") for c in classes]
-    prompts = [STYLE_PROMPT.format(PSEUDO_WORD)] + [STYLE_CONTENT_PROMPT.format(PSEUDO_WORD, c) for c in names]
+    names = list(names) if names is not None else [c.replace("_", " ") for c in classes]
+    word, pseudo_id = pseudo_word(encoder)
+    prompts = [STYLE_PROMPT.format(word)] + [STYLE_CONTENT_PROMPT.format(word, c) for c in names]
     ids, mask = encoder.tokenize(prompts)
-    pseudo_ids = encoder.tokenizer(PSEUDO_WORD, add_special_tokens=False)["input_ids"]
-    if len(pseudo_ids) != 1:
-        raise ValueError(f"the tokenizer of model {encoder.name!r} splits the pseudo-word {PSEUDO_WORD!r}")
-    positions = pseudo_word_positions(ids, pseudo_ids[0])
+    positions = pseudo_word_positions(ids, pseudo_id)
     unit = torch.nn.functional.normalize
-    with torch.no_grad():
-        content = unit(encoder.text_features(*encoder.tokenize(names)).float(), dim=-1)
+    content = content_features(encoder, names, list(templates))
 
     def features(word):
         with inject(embedding, positions, word):

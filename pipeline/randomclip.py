@@ -100,11 +100,51 @@ def build_random_clip(out_dir: str | Path, preset: str = "tiny", seed: int = 0) 
     return out
 
 
-if __name__ == "__main__":  # pragma: no cover - thin CLI
-    import typer
+#: a small English corpus the random SigLIP's SentencePiece vocabulary is trained on (offline, deterministic)
+_CORPUS = ("a photo of a dog", "a picture of an elephant", "an art painting of a giraffe", "a cartoon horse",
+           "a black and white drawing of a guitar", "a sketch of a house", "an image of a person", "a style of a",
+           "a clipart image of the eiffel tower", "a product photo of an alarm clock", "a camera trap photo of a bobcat",
+           "a quick doodle of a bird", "a painting of the cat", "an infographic of a car", "a photo of many chairs",
+           "a x style of a")
 
-    def main(out_dir: Path, preset: str = "tiny", seed: int = 0) -> None:
-        """Build a random CLIP in HF format at OUT_DIR."""
-        print(build_random_clip(out_dir, preset, seed))
 
-    typer.run(main)
+def write_siglip_tokenizer(out_dir: str | Path, max_length: int = 64, vocab_size: int = 64) -> None:
+    """A SentencePiece unigram vocabulary trained here on :data:`_CORPUS`, saved as a ``SiglipTokenizer``
+    (SigLIP's own tokenizer class: lower-cases, strips punctuation, pads with ``</s>``). The word "x" is one
+    piece, as in the released 32k vocabulary, so PromptStyler has a pseudo-word to learn."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(list(_CORPUS) * 20), model_writer=model,
+                                   vocab_size=vocab_size, model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>", num_threads=1, minloglevel=2,
+                                   character_coverage=1.0, hard_vocab_limit=False, user_defined_symbols=["\u2581x"])
+    (out / "spiece.model").write_bytes(model.getvalue())
+    SiglipTokenizer(str(out / "spiece.model"), model_max_length=max_length).save_pretrained(out)
+
+
+def build_random_siglip(out_dir: str | Path, preset: str = "tiny", seed: int = 0, max_length: int = 16) -> Path:
+    """Save a randomly initialised ``SiglipModel`` + SigLIP tokenizer + image processor (224 x 224, mean / std
+    0.5, as the released SigLIPs) to ``out_dir``: the towers of ``preset`` (the text width is the joint space)."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipTokenizer
+
+    vision, text, _ = PRESETS[preset]
+    out = Path(out_dir)
+    write_siglip_tokenizer(out, max_length)
+    tokenizer = SiglipTokenizer.from_pretrained(out)
+    width = text["hidden_size"]
+    config = SiglipConfig(text_config=dict(text, vocab_size=len(tokenizer), max_position_embeddings=max_length,
+                                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                           bos_token_id=tokenizer.eos_token_id),
+                          vision_config=dict(vision, hidden_size=width, intermediate_size=text["intermediate_size"]))
+    torch.manual_seed(seed)
+    SiglipModel(config).eval().save_pretrained(out, safe_serialization=True)
+    SiglipImageProcessor(size={"height": 224, "width": 224}, resample=3, image_mean=[0.5] * 3,
+                         image_std=[0.5] * 3).save_pretrained(out)
+    return out

@@ -51,19 +51,27 @@ def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: str | Path) -> dict:
+    """A JSON artefact of an earlier stage; one line naming it when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
+    return json.loads(path.read_text())
+
+
 def write_csv(path: str | Path, df: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def _arrow_table(df: pd.DataFrame, embeddings: np.ndarray | None, where) -> pa.Table:
+def _arrow_table(df: pd.DataFrame, vectors: dict[str, np.ndarray], where) -> pa.Table:
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-    if embeddings is not None:
-        emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+    for column, matrix in vectors.items():
+        emb = np.ascontiguousarray(matrix, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] != len(df):
-            raise ValueError(f"{where}: embeddings of shape {emb.shape} do not match {len(df)} rows")
+            raise ValueError(f"{where}: {column} of shape {emb.shape} does not match {len(df)} rows")
         flat = pa.array(emb.reshape(-1), type=pa.float32())
-        table = table.append_column(EMBEDDING, pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]))
+        table = table.append_column(column, pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]))
     return table
 
 
@@ -81,8 +89,11 @@ class TableWriter:
         self._tmp = self._atomic.__enter__()
         return self
 
-    def write(self, df: pd.DataFrame, embeddings: np.ndarray | None = None) -> None:
-        table = _arrow_table(df, embeddings, self.path)
+    def write(self, df: pd.DataFrame, embeddings: np.ndarray | None = None,
+              vectors: dict[str, np.ndarray] | None = None) -> None:
+        """One row group: ``df``, plus an ``embedding`` matrix and / or other named vector columns."""
+        vectors = {**({EMBEDDING: embeddings} if embeddings is not None else {}), **(vectors or {})}
+        table = _arrow_table(df, vectors, self.path)
         if self._writer is None:
             meta = {**(table.schema.metadata or {}), META_KEY: json.dumps(self.metadata, sort_keys=True).encode()}
             self._writer = pq.ParquetWriter(self._tmp, table.schema.with_metadata(meta))
@@ -100,10 +111,10 @@ class TableWriter:
 
 
 def write_table(path: str | Path, df: pd.DataFrame, embeddings: np.ndarray | None = None,
-                metadata: dict | None = None) -> None:
-    """Write ``df`` (plus an optional ``embedding`` matrix) to Parquet, atomically."""
+                metadata: dict | None = None, vectors: dict[str, np.ndarray] | None = None) -> None:
+    """Write ``df`` (plus an optional ``embedding`` matrix and other named vector columns) to Parquet, atomically."""
     with TableWriter(path, metadata) as writer:
-        writer.write(df, embeddings)
+        writer.write(df, embeddings, vectors)
 
 
 IDENTIFYING = ("image_id", "domain", "class", "text", "kind", "style")  # columns that name a row in a message
@@ -123,24 +134,36 @@ def check_finite(path, df: pd.DataFrame, emb: np.ndarray) -> None:
                              f"({int(bad.sum())} row(s) in all); nothing downstream may use it")
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
-    """Read a store written by :func:`write_table`: (columns, embedding matrix or None, metadata).
-    A NaN / inf embedding is refused (:class:`NonFiniteError`)."""
+def read_table(path: str | Path, vector: str = EMBEDDING) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+    """Read a store written by :func:`write_table`: (columns, the ``vector`` column as a float32 matrix or
+    None when the store has no such column, metadata); other vector columns are not read.
+    A NaN / inf vector is refused (:class:`NonFiniteError`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
-    table = pq.read_table(path)
-    meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+    schema = pq.read_schema(path)
+    vectors = [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
+    table = pq.read_table(path, columns=[n for n in schema.names if n not in vectors or n == vector])
+    meta = json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
     emb = None
-    if EMBEDDING in table.column_names:
-        col = table.column(EMBEDDING).combine_chunks()
+    if vector in table.column_names:
+        col = table.column(vector).combine_chunks()
         dim = col.type.list_size
         emb = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
-        table = table.drop_columns([EMBEDDING])
+        table = table.drop_columns([vector])
     df = table.to_pandas()
     if emb is not None:
         check_finite(path, df, emb)
     return df, emb, meta
+
+
+def require_vectors(path, emb: np.ndarray | None, column: str, stage: str) -> np.ndarray:
+    """``emb`` if the store had the column, else one line saying which ``embed.features`` adds it."""
+    if emb is None:
+        kind = "projected" if column == EMBEDDING else column
+        raise ValueError(f"{path} holds no {kind} image features ({stage} needs them): set embed.features to "
+                         f"{kind} or both and rerun `dvc repro`")
+    return emb
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -157,16 +180,18 @@ def check_same_model(path_a, meta_a: dict, path_b, meta_b: dict) -> None:
                              f"({key}: {meta_a.get(key)!r} vs {meta_b.get(key)!r}); rerun `dvc repro`")
 
 
-def read_feature_stores(images: str | Path, prompts: str | Path, locator: str | Path | None = "data/paths.parquet"):
-    """Both feature stores, refused if different models embedded them: (img, X, txt, T). A non-finite
-    image embedding is refused naming the image's path (from ``locator``, prepare's image_id -> path)."""
+def read_feature_stores(images: str | Path, prompts: str | Path, locator: str | Path | None = "data/paths.parquet",
+                        vector: str = EMBEDDING, stage: str = "this stage"):
+    """Both feature stores, refused if different models embedded them: (img, X, txt, T), X the image store's
+    ``vector`` column (the joint-space ``embedding`` by default). A non-finite image vector is refused naming
+    the image's path (from ``locator``, prepare's image_id -> path)."""
     try:
-        img, X, img_meta = read_table(images)
+        img, X, img_meta = read_table(images, vector)
     except NonFiniteError as exc:
         raise NonFiniteError(f"{exc}{_paths_of(exc, locator)}") from None
     txt, T, txt_meta = read_table(prompts)
     check_same_model(images, img_meta, prompts, txt_meta)
-    return img, X, txt, T
+    return img, require_vectors(images, X, vector, stage), txt, T
 
 
 def _paths_of(exc: NonFiniteError, locator) -> str:

@@ -96,3 +96,20 @@ def headline(summary: pd.DataFrame) -> dict:
         clean = lambda v: round(float(v), 4) if np.isfinite(v) else None  # noqa: E731
         out.setdefault(r.protocol, {}).setdefault(r.selection, {})[r.method] = {"mean": clean(r.mean), "se": clean(r.se)}
     return out
+
+
+def validation_text(share: dict) -> str:
+    """The caption's validation clause: the share applied, and the one asked for when they differ (a cut that
+    leaves every (domain, class) a training row can hold out less than ``data.val_fraction``)."""
+    applied, asked = share["applied"], share["asked"]
+    text = f"validation = {applied:.0%} of the non-test rows of each domain"
+    if abs(applied - asked) > 0.005:
+        text += (f" (data.val_fraction = {asked:.0%} asked; every (domain, class) keeps at least one training row, "
+                 "which small classes make smaller)")
+    return text + "."
+
+
+def features_text(info: dict) -> str:
+    """' Probes read the pre-projection features.' when they did (``classifier.features: pooled``)."""
+    return " Probes read the image tower's pooled features, before the projection into the joint space." \
+        if info.get("features") == "pooled" else ""

@@ -9,17 +9,18 @@ from pipeline.coverage import present_domains
 from pipeline.diagnostics import accuracy_drops, direction_alignment, gap_vs_drop
 from pipeline.prompts import description_vectors
 from pipeline.reports import scatter_panels
-from pipeline.store import read_feature_stores, write_csv, write_json
+from pipeline.store import read_feature_stores, read_json, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
-    p = read_params(params)
-    img, X, txt, T = read_feature_stores(images, prompts)
-    domains, classes = present_domains(img, p.data.domains, "diagnostics"), p.data.classes
+    read_params(params)
+    img, X, txt, T = read_feature_stores(images, prompts, stage="diagnostics")
+    domains = present_domains(img, read_json(labels / "domains.json")["domains"], "diagnostics")
+    classes = read_json(labels / "classes.json")["classes"]
     acc = pd.read_csv(out_dir / "accuracy.csv")
     table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
     align = {kind: direction_alignment(X, img["domain"], img["label"], vectors, domains, classes)

@@ -9,23 +9,24 @@ from pipeline.coverage import present_domains
 from pipeline.gaps import gap_table, inception_score
 from pipeline.prompts import class_text_weights
 from pipeline.reports import heatmap
-from pipeline.store import read_feature_stores, write_csv, write_json
+from pipeline.store import read_feature_stores, read_json, read_metadata, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
     p = read_params(params)
-    img, X, txt, T = read_feature_stores(images, prompts)
-    domains = present_domains(img, p.data.domains, "domain_gap")
+    img, X, txt, T = read_feature_stores(images, prompts, stage="domain_gap")
+    domains = present_domains(img, read_json(labels / "domains.json")["domains"], "domain_gap")
     table, info = gap_table(X, img["domain"].to_numpy(), domains, p.gap)
     write_csv(out_dir / "domain_gap.csv", table)
     for metric, m in table.groupby("metric"):
         grid = m.pivot(index="source", columns="target", values="value").loc[domains, domains].reset_index()
         heatmap(grid, out_dir / "gap_plots" / f"{metric}.png", f"{metric}: source (rows) vs target (columns)")
-    zs = ZeroShotClassifier(class_text_weights(txt, T, p.data.classes)).fit()
+    zs = ZeroShotClassifier.for_model(class_text_weights(txt, T, read_json(labels / "classes.json")["classes"]),
+                                      read_metadata(images))
     dom = img["domain"].to_numpy()
     cross = table[table.source != table.target].groupby("metric")["value"].mean()
     write_json(out_dir / "domain_gap.json", {

@@ -1,4 +1,5 @@
-"""Stage embed_images: E_I(x) of every manifest image, once -> features/images.parquet.
+"""Stage embed_images: the image features of every manifest image, once -> features/images.parquet
+(``embedding``: E_I(x) in the joint space, and / or ``pooled``: before the projection; ``embed.features``).
 
 Only images missing from the feature cache (``embed.cache_dir``) are embedded. ``--shard i/n``
 embeds this process's share of them into the cache and stops; a run without it (``dvc repro``)
@@ -12,7 +13,7 @@ from _common import read_params, run
 
 from pipeline.data import MANIFEST_COLUMNS, read_locator
 from pipeline.embed import embed_manifest, parse_shard
-from pipeline.encoders import load_encoder, provenance
+from pipeline.encoders import load_checked_encoder, provenance
 from pipeline.store import read_table, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
@@ -21,13 +22,14 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifest.parquet"),
          locator: Path = Path("data/paths.parquet"), out: Path = Path("features/images.parquet"),
+         model: Path = Path("models/model.json"),
          report: Path = Path("reports/embed.json"),
          shard: Optional[str] = typer.Option(None, help="i/n: embed only share i of n into the cache"),
          engine: Optional[str] = typer.Option(None, help="local | ray (default: embed.engine)")) -> None:
     p = read_params(params, model=True)
     df, _, label_space = read_table(manifest)
     df = df.assign(path=read_locator(df, locator).to_numpy())
-    encoder = load_encoder(p.model.name, p.embed.device)
+    encoder = load_checked_encoder(p.model.name, p.embed.device, model)
     cache, stats = embed_manifest(df, encoder, p.embed, parse_shard(shard), engine or p.embed.engine)
     print(f"embed_images: embedded {stats['embedded']} images ({stats['images_per_second']} img/s, "
           f"{stats.get('runtime', stats['engine'])}), reused {stats['reused']} from {cache.dir}")

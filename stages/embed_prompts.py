@@ -1,22 +1,26 @@
-"""Stage embed_prompts: E_T of domain descriptions, dummy-noun prompts, class prompts -> features/prompts.parquet."""
+"""Stage embed_prompts: E_T of domain descriptions, dummy-noun prompts (in the template set's object frames) and
+class prompts (the template set x the classes' prompt names) -> features/prompts.parquet."""
 from pathlib import Path
 
 import typer
 from _common import read_params, run
 
-from pipeline.encoders import load_encoder, provenance
+from pipeline.encoders import load_checked_encoder, provenance
 from pipeline.prompts import add_domain_averages, prompt_table
-from pipeline.store import write_table
+from pipeline.store import read_json, write_table
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), out: Path = Path("features/prompts.parquet")) -> None:
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model: Path = Path("models/model.json"),
+         out: Path = Path("features/prompts.parquet")) -> None:
     p = read_params(params, model=True)
-    descriptions = {d: p.prompts.domains[d] for d in p.data.domains}
-    table = prompt_table(descriptions, p.prompts.dummy_nouns, p.data.classes, p.prompts.class_templates)
-    encoder = load_encoder(p.model.name, p.embed.device)
+    descriptions = read_json(labels / "domains.json")["descriptions"]
+    classes = read_json(labels / "classes.json")
+    table = prompt_table(descriptions, p.prompts.dummy_nouns, classes["classes"],
+                         read_json(labels / "templates.json")["templates"], dict(zip(classes["classes"], classes["names"])))
+    encoder = load_checked_encoder(p.model.name, p.embed.device, model)
     table, emb = add_domain_averages(table, encoder.encode_texts(table["text"].tolist()), descriptions)
     write_table(out, table, emb, metadata=provenance(encoder))
     print(f"embed_prompts: {len(table)} prompts -> {out}")

@@ -7,21 +7,24 @@ import pandas as pd
 import typer
 from _common import read_params, run
 
-from pipeline.encoders import load_encoder, provenance
+from pipeline.encoders import load_checked_encoder, provenance
 from pipeline.promptstyler import learn_styles, mean_abs_cos
-from pipeline.store import write_csv, write_json, write_table
+from pipeline.store import read_json, write_csv, write_json, write_table
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), out: Path = Path("features/styles.parquet"),
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model: Path = Path("models/model.json"),
+         out: Path = Path("features/styles.parquet"),
          words: Path = Path("features/style_words.parquet"), report: Path = Path("reports/promptstyler_styles.json"),
          log: Path = Path("reports/promptstyler_styles.csv")) -> None:
     p = read_params(params, model=True)
     ps = p.promptstyler
-    encoder = load_encoder(p.model.name, p.embed.device)
-    styles = learn_styles(encoder, p.data.classes, **ps.model_dump(exclude={"arcface"}))
+    encoder = load_checked_encoder(p.model.name, p.embed.device, model)
+    classes = read_json(labels / "classes.json")
+    styles = learn_styles(encoder, classes["classes"], names=classes["names"],
+                          templates=read_json(labels / "templates.json")["templates"], **ps.model_dump(exclude={"arcface"}))
     df, F = styles.table()
     meta = provenance(encoder)
     write_table(out, df, F, metadata=meta)

@@ -8,7 +8,7 @@ import typer
 from _common import read_params, run
 
 from pipeline.store import write_json, write_text
-from pipeline.tables import headline, latex, markdown, summarize
+from pipeline.tables import features_text, headline, latex, markdown, summarize, validation_text
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -16,13 +16,14 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), accuracy: Path = Path("reports/accuracy.csv"),
          report: Path = Path("reports/evaluate.json"), out_dir: Path = Path("reports")) -> None:
-    p, info = read_params(params), json.loads(report.read_text())
+    read_params(params)
+    info = json.loads(report.read_text())
     summary = summarize(pd.read_csv(accuracy, keep_default_na=False, na_values=[""]))
     fixed = (" The test split is the manifest's in every trial (the features come from a model trained on this "
              "dataset's train split); trials redraw train / validation only.") if info["fixed_test"] else \
         " Each trial redraws train / validation / test."
     caption = (f"Accuracy (%) on the target's test rows, mean ± standard error over {info['trials']} trials "
-               f"(data.split_seed + t); validation = {p.data.val_fraction:.0%} of each domain's train rows.{fixed}")
+               f"(data.split_seed + t); {validation_text(info['val_fraction'])}{features_text(info)}{fixed}")
     write_text(out_dir / "results.md", markdown(summary, info["domains"], caption))
     write_text(out_dir / "results.tex", latex(summary, info["domains"], caption))
     write_json(out_dir / "metrics.json", headline(summary))

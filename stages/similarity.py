@@ -7,16 +7,17 @@ from _common import read_params, run
 
 from pipeline.metrics import own_description_top1, similarity_table
 from pipeline.reports import heatmap
-from pipeline.store import read_feature_stores, write_csv, write_json
+from pipeline.store import read_feature_stores, read_json, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
-    domains = read_params(params).data.domains
-    img, X, txt, T = read_feature_stores(images, prompts)
+    read_params(params)
+    domains = read_json(labels / "domains.json")["domains"]
+    img, X, txt, T = read_feature_stores(images, prompts, stage="similarity")
     tables, summary = [], {}
     for kind, label in (("domain", "single"), ("domain_avg", "class_averaged")):
         rows = [txt.index[(txt["kind"] == kind) & (txt["domain"] == d)] for d in domains]
@@ -26,6 +27,9 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
         tables.append(t)
     table = pd.concat(tables, ignore_index=True)
     write_csv(out_dir / "similarity.csv", table)
+    pairs = table.melt(id_vars="description", var_name="domain", value_name="cos")
+    write_csv(out_dir / "similarity_pairs.csv", pd.DataFrame({"pair": pairs["description"] + " | " + pairs["domain"],
+                                                              "cos": pairs["cos"]}))
     heatmap(table, out_dir / "similarity.png", "mean cos(E_T(description), E_I(x)) per image domain")
     write_json(out_dir / "similarity.json", summary)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

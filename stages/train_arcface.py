@@ -6,17 +6,17 @@ import typer
 from _common import read_params, run
 
 from pipeline.arcface import ArcFace
-from pipeline.store import read_table, write_json
+from pipeline.store import read_json, read_table, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), styles: Path = Path("features/styles.parquet"),
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), styles: Path = Path("features/styles.parquet"),
          out: Path = Path("models/promptstyler_arcface.npz"), report: Path = Path("reports/arcface.json")) -> None:
     p = read_params(params)
     df, F, meta = read_table(styles)
-    label = {c: i for i, c in enumerate(p.data.classes)}  # the manifest's label indices
+    label = {c: i for i, c in enumerate(read_json(labels / "classes.json")["classes"])}  # the manifest's labels
     y = df["class"].map(label).to_numpy()
     clf = ArcFace(**p.promptstyler.arcface.model_dump()).fit(F, y)
     clf.save(out, provenance=meta)

@@ -3,11 +3,17 @@ import numpy as np
 import torch
 
 from pipeline.clip_training import caption_set, decode_uint8, retrieval, train
-from pipeline.data import PACS_CLASSES, build_manifest
+from pipeline.data import PACS_CLASSES
+from pipeline.datasets import prepare_dataset
 from pipeline.params import Data
 from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer
 
 DESCRIPTIONS = {"photo": "a photo", "sketch": "a black and white drawing"}
+
+
+def build_manifest(root, data=Data(), cache=None):
+    """Stage prepare's manifest, locator and report (the label space discovered as the stage does)."""
+    return prepare_dataset(root, data, cache=cache)[:3]
 
 
 def test_caption_set():

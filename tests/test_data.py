@@ -10,11 +10,16 @@ import pytest
 from PIL import Image
 
 import pipeline.data as data_mod
-from pipeline.data import (LOCATOR_COLUMNS, MANIFEST_COLUMNS, PACS_CLASSES, PACS_DOMAINS, BadInputError, assign_split,
-                           build_manifest)
+from pipeline.data import LOCATOR_COLUMNS, MANIFEST_COLUMNS, PACS_CLASSES, PACS_DOMAINS, BadInputError, assign_split
+from pipeline.datasets import prepare_dataset
 from pipeline.images import read_image_bytes
-from pipeline.params import Data
+from pipeline.params import Data, ParamsError, Prompts
 from pipeline.store import write_table
+
+
+def build_manifest(root, data=Data(), cache=None):
+    """Stage prepare's manifest, locator and report (the label space discovered as the stage does)."""
+    return prepare_dataset(root, data, cache=cache)[:3]
 
 
 def test_manifest_on_real_pacs_subset(pacs_subset):
@@ -152,7 +157,7 @@ def dirty_root(pacs_root, tmp_path):
 
 def test_bad_files_skip_logs_and_counts_with_deterministic_reasons(dirty_root, caplog, tmp_path):
     root, bad = dirty_root
-    df, _, rep = build_manifest(root, Data(on_bad_image="skip"))
+    df, _, rep = build_manifest(root, Data(on_bad_image="skip", classes=PACS_CLASSES))
     assert len(df) == 4 * 7 * 2
     assert rep["skipped"] == 5
     reasons = {s["path"]: s["reason"] for s in rep["skipped_files"]}
@@ -164,7 +169,7 @@ def test_bad_files_skip_logs_and_counts_with_deterministic_reasons(dirty_root, c
     for p in bad.values():
         assert str(p) in caplog.text
     # reproducible: the same report, byte for byte, from a fresh process-like rerun (no object reprs)
-    _, _, again = build_manifest(root, Data(on_bad_image="skip"), cache=tmp_path / "v.parquet")
+    _, _, again = build_manifest(root, Data(on_bad_image="skip", classes=PACS_CLASSES), cache=tmp_path / "v.parquet")
     assert json.dumps(again) == json.dumps(rep) and " at 0x" not in json.dumps(rep)
 
 
@@ -175,7 +180,7 @@ def test_bad_files_fail_names_the_file(dirty_root, kind):
         if other != kind:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     with pytest.raises(BadInputError, match=str(bad[kind])):
-        build_manifest(root, Data(on_bad_image="fail"))
+        build_manifest(root, Data(on_bad_image="fail", classes=PACS_CLASSES))
 
 
 def test_validation_cache_skips_decoding_unchanged_and_moved_files(pacs_root, tmp_path, monkeypatch):
@@ -199,8 +204,10 @@ def test_validation_cache_skips_decoding_unchanged_and_moved_files(pacs_root, tm
 def test_bad_params_are_named(pacs_subset, tmp_path):
     with pytest.raises(BadInputError, match="data.root"):
         build_manifest(tmp_path / "missing")
-    with pytest.raises(BadInputError, match="mars: no folder for this domain of data.domains"):
+    with pytest.raises(ParamsError, match="prompts.domains: no description for domain 'mars'"):
         build_manifest(pacs_subset, Data(domains=[*PACS_DOMAINS, "mars"]))
+    with pytest.raises(BadInputError, match="mars: no folder for this domain of data.domains"):
+        prepare_dataset(pacs_subset, Data(domains=[*PACS_DOMAINS, "mars"]), Prompts(domains={"mars": "a red photo"}))
 
 
 def test_hugging_face_parquet_layout(pacs_subset, tmp_path):

@@ -55,7 +55,7 @@ def make_project(work: Path, data_root: Path | str, model: str, **sections) -> P
     (``sections`` update params sections)."""
     proj = work / "proj"
     proj.mkdir()
-    for item in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "models/dvc.yaml"):
+    for item in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore"):
         (proj / item).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / item, proj / item)
     for d in ("pipeline", "stages"):

@@ -66,17 +66,16 @@ def test_missing_local_dir_names_model_name(tmp_path):
 
 
 def test_a_hub_id_in_params_is_refused_with_the_fetch_command(tmp_path):
-    """The embed stage with a hub id: one line naming model.name and how to save it as a directory DVC
-    can depend on; exit 1."""
+    """Stage model with a hub id: one line naming model.name and how to save it as a directory; exit 1."""
     params = tmp_path / "params.yaml"
     params.write_text("model: {name: openai/clip-vit-base-patch32}\nembed: {device: cpu}\n")
-    r = subprocess.run([sys.executable, os.path.join(REPO, "stages", "embed_prompts.py"), "--params", str(params),
-                        "--out", str(tmp_path / "p.parquet")], capture_output=True, text=True, timeout=300,
+    r = subprocess.run([sys.executable, os.path.join(REPO, "stages", "model.py"), "--params", str(params),
+                        "--out", str(tmp_path / "model.json")], capture_output=True, text=True, timeout=300,
                        cwd=tmp_path, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "model.name='openai/clip-vit-base-patch32'" in r.stderr
-    assert "python -m pipeline.encoders fetch openai/clip-vit-base-patch32 models/clip-vit-base-patch32" in r.stderr
-    assert not (tmp_path / "p.parquet").exists()
+    assert "clipdg fetch openai/clip-vit-base-patch32 models/clip-vit-base-patch32" in r.stderr
+    assert not (tmp_path / "model.json").exists()
 
 
 def test_fetch_saves_a_directory_that_loads_the_same_weights(tiny_clip, tmp_path):

@@ -16,15 +16,22 @@ import pytest
 import torch
 import yaml
 
-from pipeline.data import LOCATOR_COLUMNS, MANIFEST_COLUMNS, build_manifest, make_subset
+from pipeline.params import Data
+from pipeline.data import LOCATOR_COLUMNS, MANIFEST_COLUMNS, make_subset
+from pipeline.datasets import prepare_dataset
 from pipeline.embed import embed_to_cache, embed_with_ray, image_runtime, parse_shard, plan_blocks
-from pipeline.encoders import load_encoder, provenance
+from pipeline.encoders import load_encoder, model_fingerprint, provenance
 from pipeline.featcache import FeatureCache
 from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer, save_miniclip
 from pipeline.randomclip import build_random_clip
-from pipeline.store import read_table, write_table
+from pipeline.store import read_table, write_json, write_table
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def build_manifest(root, data=Data(), cache=None):
+    """Stage prepare's manifest, locator and report (the label space discovered as the stage does)."""
+    return prepare_dataset(root, data, cache=cache)[:3]
 
 
 def sha(path: Path) -> str:
@@ -108,12 +115,14 @@ def write_stage_inputs(tmp_path: Path, df: pd.DataFrame, model: Path, **embed) -
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     write_table(tmp_path / "manifest.parquet", df[MANIFEST_COLUMNS])
     write_table(tmp_path / "paths.parquet", df[LOCATOR_COLUMNS])
+    write_json(tmp_path / "model.json", model_fingerprint(str(model)))  # what stage model writes
     return tmp_path
 
 
 def stage(cwd: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / "stages" / "embed_images.py"), "--params", "params.yaml",
                              "--manifest", "manifest.parquet", "--locator", "paths.parquet", "--out", "images.parquet", "--report", "embed.json",
+                             "--model", "model.json",
                              *extra], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
 

@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.imagefree.zeroshot import ZeroShotClassifier
 from pipeline.metrics import mean_cosine, own_description_top1, similarity_table
-from pipeline.prompts import add_domain_averages, class_text_weights, prompt_table, with_article
+from pipeline.prompts import add_domain_averages, class_text_weights, noun_frames, prompt_table, with_article
 
 
 def test_similarity_table_matches_hand_loop():
@@ -45,19 +45,25 @@ def test_zero_shot_on_constructed_weights():
 
 def test_prompts_and_ensembling():
     desc = {"photo": "a photo", "sketch": "a black and white drawing"}
-    table = prompt_table(desc, ["goose", "apple"], ["dog", "elephant"], ["a photo of a {}.", "art of {}"])
-    assert table["text"].tolist()[:4] == ["a photo", "a black and white drawing", "a photo of a goose",
-                                          "a photo of an apple"]
+    templates = ["a photo of a {}.", "a drawing of the {}.", "a cartoon {}."]
+    assert noun_frames(templates) == ["a {}", "the {}", "a cartoon {}"]
+    assert noun_frames(["a photo of a {}.", "a picture of a {}.", "an image of a {}."]) == ["a {}"]
+    table = prompt_table(desc, ["goose", "apple"], ["dog", "alarm_clock"], templates, {"alarm_clock": "alarm clock"})
+    assert table["text"].tolist()[:8] == ["a photo", "a black and white drawing", "a photo of a goose",
+                                          "a photo of the goose", "a photo of a cartoon goose", "a photo of an apple",
+                                          "a photo of the apple", "a photo of a cartoon apple"]
+    assert table.loc[table["class"] == "alarm_clock", "text"].tolist() == [
+        "a photo of a alarm clock.", "a drawing of the alarm clock.", "a cartoon alarm clock."]
     assert with_article("elephant") == "an elephant"
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(table), 4)).astype(np.float32)
     t2, e2 = add_domain_averages(table, emb, desc)
     avg = t2[t2.kind == "domain_avg"]
-    assert avg["text"].tolist() == ["a photo of a {noun}", "a black and white drawing of a {noun}"]
-    np.testing.assert_allclose(e2[avg.index[0]], emb[2:4].mean(axis=0), rtol=1e-6)
-    W = class_text_weights(t2, e2, ["dog", "elephant"])
+    assert avg["text"].tolist() == ["a photo of {noun} (mean of 6)", "a black and white drawing of {noun} (mean of 6)"]
+    np.testing.assert_allclose(e2[avg.index[0]], emb[2:8].mean(axis=0), rtol=1e-6)
+    W = class_text_weights(t2, e2, ["dog", "alarm_clock"])
     dog = emb[(table["class"] == "dog").to_numpy()]
     m = (dog / np.linalg.norm(dog, axis=1, keepdims=True)).mean(axis=0)
     np.testing.assert_allclose(W[0], m / np.linalg.norm(m), rtol=1e-5)
-    with pytest.raises(ValueError, match="class_templates"):
+    with pytest.raises(ValueError, match="prompts.templates"):
         prompt_table(desc, [], ["dog"], ["no placeholder"])

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pipeline.encoders import ModelLoadError, load_encoder
-from pipeline.miniclip import MiniCLIP, build_spec, load_miniclip, load_tokenizer, save_miniclip, tokenize
+from pipeline.miniclip import (MiniCLIP, build_spec, load_miniclip, load_tokenizer, save_miniclip, tokenize,
+                               write_not_trained)
 
 TEXTS = ["a photo of a dog", "a picture of a dog", "an art painting of an electric guitar"]
 
@@ -64,8 +65,11 @@ def test_minilm_tower_is_pretrained():
 
 def test_missing_miniclip_names_the_stage(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ModelLoadError, match="train_clip"):
-        load_encoder("miniclip", "cpu")
+    with pytest.raises(ValueError, match="train_clip"):
+        load_encoder("models/miniclip", "cpu")
+    write_not_trained(tmp_path / "models" / "miniclip", "models/clip")  # train_clip's note for another model.name
+    with pytest.raises(ModelLoadError, match="holds no trained MiniCLIP"):
+        load_encoder("miniclip:models/miniclip", "cpu")
 
 
 def test_minilm_roundtrip(tmp_path):

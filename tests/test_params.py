@@ -65,7 +65,9 @@ def test_a_typo_is_refused_at_every_level_naming_the_closest_key(path):
     ("gap", "ci", 1.0, "less than 1"),
     ("gap", "n_boot", 1, "greater than or equal to 2"),
     ("gap", "cmmd_estimator", "biased", "'vstat' or 'ustat'"),
-    ("prompts", "class_templates", ["a photo"], "needs a '{}'"),
+    ("prompts", "domains", {"photo": " "}, "maps to an empty text"),
+    ("data", "on_duplicate", "ignore", "'keep', 'fail' or 'one'"),
+    ("embed", "features", "hidden", "'projected', 'pooled' or 'both'"),
     ("clip", "use", ["vit", "bert"], "not one of pairings"),
 ])
 def test_types_and_ranges_are_checked_naming_the_key(section, key, value, words):
@@ -77,17 +79,22 @@ def test_types_and_ranges_are_checked_naming_the_key(section, key, value, words)
 
 
 def test_cross_section_rule_names_both_keys():
-    with pytest.raises(ParamsError, match=r"prompts.domains: no description for \['mars'\] of data.domains"):
-        parse_params({"data": {"domains": ["photo", "mars"]}})
+    with pytest.raises(ParamsError, match="classifier.features: pooled features are not embedded "
+                                          r"\(embed.features: projected\); set embed.features: both"):
+        parse_params({"classifier": {"features": "pooled"}})
+    parse_params({"classifier": {"features": "pooled"}, "embed": {"features": "both"}})
 
 
-def test_model_name_must_be_a_directory_dvc_can_depend_on(tmp_path, monkeypatch):
+def test_model_name_must_be_a_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    check_model_name("models/miniclip")  # train_clip writes it
+    with pytest.raises(ParamsError, match="stage train_clip writes it"):
+        check_model_name("models/miniclip")
     (tmp_path / "clip-b32").mkdir()
-    check_model_name("clip-b32")
-    with pytest.raises(ParamsError, match="python -m pipeline.encoders fetch openai/clip-vit-base-patch32"):
+    assert check_model_name("clip-b32") == Path("clip-b32") == check_model_name("hf_clip:clip-b32")
+    with pytest.raises(ParamsError, match="clipdg fetch openai/clip-vit-base-patch32 models/clip-vit-base-patch32"):
         check_model_name("openai/clip-vit-base-patch32")
+    with pytest.raises(ParamsError, match="clipdg fetch hf-hub:laion/CLIP-ViT-B-32 models/CLIP-ViT-B-32"):
+        check_model_name("open_clip:hf-hub:laion/CLIP-ViT-B-32")
     with pytest.raises(ParamsError, match="write 'models/miniclip'"):
         check_model_name("miniclip")
     (tmp_path / "models").mkdir()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pipeline.arcface import ArcFace, arcface_logits
-from pipeline.encoders import HFClipEncoder
-from pipeline.miniclip import MiniCLIP, MiniClipEncoder, build_spec, load_tokenizer, save_miniclip
+from pipeline.encoders import load_encoder
+from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer, save_miniclip
 from pipeline.promptstyler import PSEUDO_WORD, inject, learn_styles, mean_abs_cos, pseudo_word_positions
 
 CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
@@ -19,7 +19,7 @@ def mini_encoder(tmp_path_factory):
     torch.manual_seed(0)
     spec = build_spec("resnet", "minilm", embed_dim=32, image_size=32, image={"width": 8})
     path = save_miniclip(MiniCLIP(spec), load_tokenizer(spec), tmp_path_factory.mktemp("ps") / "miniclip")
-    return MiniClipEncoder("miniclip", path=path)
+    return load_encoder(f"miniclip:{path}", "cpu")
 
 
 def _embedding_outputs(encoder, ids, mask, vector=None, positions=None):
@@ -39,7 +39,7 @@ def _embedding_outputs(encoder, ids, mask, vector=None, positions=None):
 
 @pytest.mark.parametrize("which", ["hf", "mini"])
 def test_injection_replaces_only_the_pseudo_word(which, tiny_clip, mini_encoder):
-    encoder = HFClipEncoder(str(tiny_clip)) if which == "hf" else mini_encoder
+    encoder = load_encoder(f"hf_clip:{tiny_clip}", "cpu") if which == "hf" else mini_encoder
     ids, mask = encoder.tokenize([f"a {PSEUDO_WORD} style of a", f"a {PSEUDO_WORD} style of a horse"])
     pos = pseudo_word_positions(ids, encoder.tokenizer(PSEUDO_WORD, add_special_tokens=False)["input_ids"][0])
     assert pos.tolist() == [2, 2]  # [start] a * ...
@@ -70,7 +70,7 @@ def test_learned_styles_are_diverse_and_keep_content(mini_encoder):
 
 def test_style_learning_on_a_random_hf_clip(tiny_clip):
     """All-random CLIP: style features start nearly parallel; learning spreads them apart."""
-    enc = HFClipEncoder(str(tiny_clip))
+    enc = load_encoder(f"hf_clip:{tiny_clip}", "cpu")
     kw = dict(k=4, lr=0.1, seed=0, progress=False)
     before = mean_abs_cos(learn_styles(enc, CLASSES, iterations=0, **kw).style_features)
     after = learn_styles(enc, CLASSES, iterations=30, **kw)

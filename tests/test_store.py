@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.errors import NonFiniteError
 from pipeline.store import (TableWriter, atomic_path, check_same_model, read_feature_stores, read_metadata, read_table,
-                            write_table)
+                            write_json, write_table)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def test_roundtrip_embeddings_and_metadata(tmp_path):
 
 
 def test_write_refuses_mismatched_rows(tmp_path):
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match="does not match 2 rows"):
         write_table(tmp_path / "s.parquet", pd.DataFrame({"a": [1, 2]}), np.zeros((3, 2)))
     assert not list(tmp_path.iterdir())
 
@@ -84,6 +84,9 @@ def _stores(tmp_path, bad_row=None):
     txt = pd.DataFrame({"text": ["a photo", "a sketch"], "kind": "domain", "domain": ["photo", "sketch"], "class": None})
     write_table(tmp_path / "features" / "prompts.parquet", txt, np.ones((2, 4), np.float32), meta)
     write_table(tmp_path / "data" / "paths.parquet", pd.DataFrame({"image_id": ids, "path": [f"/data/{i}.jpg" for i in range(6)]}))
+    write_json(tmp_path / "data" / "domains.json", {"domains": ["photo", "sketch"],
+                                                   "descriptions": {"photo": "a photo", "sketch": "a sketch"}})
+    write_json(tmp_path / "data" / "classes.json", {"classes": ["dog"], "names": ["dog"]})
     return tmp_path
 
 

@@ -1,0 +1,194 @@
+"""``clipdg``: the helper commands around ``dvc repro`` (a typer console script, declared in pyproject.toml).
+
+    clipdg fetch HUB_ID DIR         save a hub model as a directory model.name can name
+    clipdg convert SRC DIR          an open_clip checkpoint directory -> a transformers CLIP directory
+    clipdg random-clip DIR          a random CLIP / SigLIP with the real vocabulary (tests, CI, benchmarks)
+    clipdg list [REGISTRY]          the registries and the params key each is chosen by
+    clipdg validate [params.yaml]   every check the stages make on params, without running anything
+    clipdg fingerprint MODEL        what stage model would write to models/model.json
+
+Known input errors print one line and exit 1, as the stages do.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Helpers around `dvc repro` for the CLIP feature-cache pipeline (fetch, convert, list, validate).")
+
+
+def registries() -> dict:
+    """{registry: (params key, {entry: one-line description})} of every extension point."""
+    from .adapters import ADAPTERS
+    from .datasets import DATASETS, template_sets
+    from .encoders import ENCODERS
+    from .gaps import GAP_METRICS
+    from .imagefree import IMAGE_FREE
+    from .operators import OPERATORS
+    from .probes import PROBES
+    from .selection import SELECTIONS
+
+    def doc(entry) -> str:
+        """The first line of the entry's own docstring, else of its module's."""
+        own = entry.__dict__.get("__doc__") if isinstance(entry, type) else getattr(entry, "__doc__", None)
+        text = (own or sys.modules[entry.__module__].__doc__ or "").strip().splitlines()
+        return text[0].strip() if text else ""
+
+    def operator(name) -> str:
+        op = OPERATORS[name]
+        hyper = ", ".join(f"{k}={v!r}" for k, v in op.hyper.items())
+        return f"scope {op.scope}, uses {op.uses}; {op.section()}: {{{hyper}}}" if hyper else f"scope {op.scope}, uses {op.uses}"
+
+    def dataset(name) -> str:
+        d = DATASETS[name]
+        return f"domains {d.domains}" if d.domains else "domains: data.domains or the folders under data.root"
+
+    return {
+        "datasets": ("data.dataset", {n: dataset(n) for n in DATASETS.names()}),
+        "templates": ("prompts.templates", {n: "a shipped template set (or give a file path)" for n in template_sets()}),
+        "encoders": ("model.name prefix (<family>:DIR)", {n: doc(ENCODERS[n]) for n in ENCODERS.names()}),
+        "operators": ("operators.names", {n: operator(n) for n in OPERATORS.names()}),
+        "probes": ("classifier.probes", {n: doc(PROBES[n]) for n in PROBES.names()}),
+        "adapters": ("classifier.probes", {n: doc(ADAPTERS[n]) for n in ADAPTERS.names()}),
+        "image_free": ("evaluation.image_free", {n: doc(IMAGE_FREE[n]) for n in IMAGE_FREE.names()}),
+        "gaps": ("gap.metrics", {n: doc(GAP_METRICS[n]) for n in GAP_METRICS.names()}),
+        "selections": ("evaluation.selection", {n: doc(SELECTIONS[n]) for n in SELECTIONS.names()}),
+    }
+
+
+def validate_params(path: str | Path = "params.yaml") -> list[str]:
+    """Every check the stages make on ``params.yaml`` before they touch data: the schema, every registry name
+    and operator section, the dataset preset and its descriptions, the template set, the model directory and
+    family. Returns what was checked; raises the first problem (one line, naming the key)."""
+    from .datasets import DATASETS, read_templates
+    from .encoders import ENCODERS
+    from .errors import ParamsError
+    from .evaluation import check_feature_space, learner_variants, operator_variants
+    from .gaps import GAP_METRICS
+    from .imagefree import IMAGE_FREE
+    from .params import MINICLIP_DIR, check_model_name, load_params, project_path, split_model_name
+    from .selection import SELECTIONS
+
+    p = load_params(path)
+    checked = [f"{path}: schema"]
+    preset = DATASETS[p.data.dataset]
+    domains = list(p.data.domains or preset.domains or [])
+    missing = [d for d in domains if d not in p.prompts.domains and d not in preset.descriptions]
+    if missing:
+        raise ParamsError(f"prompts.domains: no description for domain {missing[0]!r} (data.dataset: {p.data.dataset})")
+    if not project_path(p.data.root).exists():
+        raise ParamsError(f"data.root={p.data.root}: no such file or folder")
+    checked += [f"data.dataset: {p.data.dataset}", f"data.root: {project_path(p.data.root)}"]
+    templates, source = read_templates(p.prompts.templates)
+    checked.append(f"prompts.templates: {source} ({len(templates)} templates)")
+    family, raw = split_model_name(p.model.name)
+    if family is not None:
+        ENCODERS[family]
+    if Path(raw) != Path(MINICLIP_DIR):  # train_clip writes that one
+        check_model_name(p.model.name)
+    checked.append(f"model.name: {p.model.name}")
+    operator_variants(p)
+    learner_variants(p)
+    check_feature_space(p)
+    for names, registry in ((p.evaluation.selection, SELECTIONS), (p.evaluation.image_free, IMAGE_FREE),
+                            (p.gap.metrics, GAP_METRICS)):
+        registry.check(names)
+    checked.append("registries: operators (and their sections), probes, adapters, selections, image-free, gaps")
+    return checked
+
+
+def _run(fn):
+    """Known input errors: one line on stderr, exit 1 (as ``stages/_common.run``)."""
+    try:
+        return fn()
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def fetch(name: str = typer.Argument(..., help="hub id: org/name (transformers CLIP or SigLIP), or hf-hub:org/name "
+                                               "(an open_clip checkpoint)"),
+          out_dir: Path = typer.Argument(..., help="the directory to create; then set model.name to it")) -> None:
+    """Save a hub model as a local directory (needs the network or a filled Hugging Face cache)."""
+    from .encoders import fetch as do_fetch
+
+    typer.echo(_run(lambda: do_fetch(name, out_dir)))
+
+
+@app.command()
+def convert(src: Path = typer.Argument(..., help="an open_clip checkpoint directory (open_clip_config.json + weights)"),
+            out_dir: Path = typer.Argument(..., help="the transformers CLIP directory to create")) -> None:
+    """Convert an open_clip ViT CLIP into a transformers CLIP directory (equal features; model.name can also
+    read the open_clip directory itself with the prefix open_clip:)."""
+    from .encoders.open_clip import save_converted
+
+    typer.echo(_run(lambda: save_converted(src, out_dir)))
+
+
+@app.command("random-clip")
+def random_clip(out_dir: Path, preset: str = typer.Option("tiny", help="tiny | small-128 | small-512 | vit-b-32"),
+                seed: int = typer.Option(0, help="weight initialisation seed"),
+                family: str = typer.Option("clip", help="clip (CLIPModel) | siglip (SiglipModel)")) -> None:
+    """Build a randomly initialised CLIP or SigLIP in transformers format, with a real tokenizer."""
+    from .randomclip import PRESETS, build_random_clip, build_random_siglip
+
+    def build():
+        if preset not in PRESETS or family not in ("clip", "siglip"):
+            raise ValueError(f"--preset {preset!r} / --family {family!r}: choose a preset of {sorted(PRESETS)} "
+                             "and a family of clip, siglip")
+        return (build_random_clip if family == "clip" else build_random_siglip)(out_dir, preset, seed)
+
+    typer.echo(_run(build))
+
+
+@app.command("list")
+def list_registries(registry: Optional[str] = typer.Argument(None, help="one registry (default: all)"),
+                    as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+    """List the registries (datasets, templates, encoders, operators, probes, adapters, image_free, gaps,
+    selections): each entry and the params key that chooses it."""
+    regs = registries()
+    if registry is not None:
+        if registry not in regs:
+            from .errors import did_you_mean
+
+            typer.echo(f"error: unknown registry {registry!r}{did_you_mean(registry, regs)}; choose from "
+                       f"{sorted(regs)}", err=True)
+            raise typer.Exit(1)
+        regs = {registry: regs[registry]}
+    if as_json:
+        typer.echo(json.dumps({k: {"params_key": key, "entries": entries} for k, (key, entries) in regs.items()},
+                              indent=1))
+        return
+    for name, (key, entries) in regs.items():
+        typer.echo(f"{name}  ({key})")
+        for entry, text in entries.items():
+            typer.echo(f"  {entry:<18} {text}")
+
+
+@app.command()
+def validate(params: Path = typer.Argument(Path("params.yaml"), help="the params file to check")) -> None:
+    """Check params.yaml as the stages would, without running anything; exit 1 with one line on a problem."""
+    for line in _run(lambda: validate_params(params)):
+        typer.echo(f"ok  {line}")
+
+
+@app.command()
+def fingerprint(model: str = typer.Argument(..., help="a model.name: [family:]DIR")) -> None:
+    """Print what stage model writes to models/model.json for MODEL (family, weights, preprocessing, text)."""
+    from .encoders import model_fingerprint
+
+    typer.echo(json.dumps(_run(lambda: model_fingerprint(model)), indent=1))
+
+
+def main() -> None:  # the console script
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
