@@ -12,11 +12,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from .store import read_table, write_table
+
+log = logging.getLogger(__name__)
 
 VALUE_COLUMNS = ["source_val", "target_val", "test", "n_source_val", "n_target_val", "n_test"]
 
@@ -49,7 +53,13 @@ class CellCache:
         self.new: dict[str, dict] = {}
         if self.root and self.root.is_dir():
             for shard in sorted(self.root.glob("cells-*.parquet")):
-                df = read_table(shard)[0]
+                try:
+                    df = read_table(shard)[0]
+                except (OSError, ArrowException) as exc:  # truncated / corrupt: its cells are computed again
+                    log.warning("cell cache: deleting unreadable shard %s (%s: %s); its cells are computed again",
+                                shard, type(exc).__name__, exc)
+                    shard.unlink(missing_ok=True)
+                    continue
                 self.values.update(zip(df["key"], df[VALUE_COLUMNS].to_dict("records")))
         self.hits = 0
 

@@ -1,6 +1,8 @@
 import hashlib
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -226,3 +228,81 @@ def test_hugging_face_parquet_layout(pacs_subset, tmp_path):
     pd.testing.assert_frame_equal(df, folder)  # content-only manifests: identical whatever the layout
     assert "#" in hloc["path"].iloc[0]
     assert hashlib.sha256(read_image_bytes(hloc["path"].iloc[3])).hexdigest() == df["image_id"].iloc[3]
+
+
+# ----------------------------------------------------------------------------- duplicates and links
+def _dup_tree(root):
+    """6 distinct images per (domain, class) of 2 x 2, then planted copies (same bytes, another file):
+    4 inside one class, 4 into the other class of the same domain, 4 into the other domain."""
+    root = _tree(root, per_class=6)
+    planted = []
+    for i in range(4):
+        src = root / "photo" / "dog" / f"{i}.png"
+        for dst in (root / "photo" / "dog" / f"copy{i}.png", root / "photo" / "horse" / f"from_dog{i}.png",
+                    root / "sketch" / "dog" / f"from_photo{i}.png"):
+            shutil.copy(src, dst)
+            planted.append(dst)
+    return root, planted
+
+
+def test_every_copy_of_an_image_is_on_one_side_of_every_split(tmp_path):
+    """Duplicates keep their rows and labels (DomainBed's behaviour) and never link train to test: the same
+    content is on one side in every domain, class and trial, for the test and the validation cut."""
+    from pipeline.partition import partition
+
+    root, planted = _dup_tree(tmp_path / "ds")
+    d = Data(domains=["photo", "sketch"], classes=["dog", "horse"], test_fraction=0.5)
+    df, loc, rep = build_manifest(root, d)
+    assert len(df) == 4 * 6 + len(planted) and rep["unique_images"] == 24
+    assert rep["duplicates"] == {"duplicate_files": 12, "contents_with_copies": 4, "conflicting_labels": 4,
+                                 "shared_between_domains": 4, "on_duplicate": "keep", "examples": rep["duplicates"]["examples"]}
+    assert len(rep["duplicates"]["examples"]) == 4 and len(rep["duplicates"]["examples"][0]["copies"]) == 4
+    assert (df.groupby("image_id")["split"].nunique() == 1).all()
+    labels = df[df["image_id"].duplicated(keep=False)].groupby("image_id")["class"].nunique()
+    assert (labels == 2).all()  # the copy in the other class keeps its own label
+    for trial in range(6):
+        for fixed in (False, True):
+            part = partition(df, trial, 0.5, 0.5, 0, fixed_test=fixed)
+            assert (pd.Series(part).groupby(df["image_id"].to_numpy()).nunique() == 1).all(), (trial, fixed)
+
+
+def test_on_duplicate_fail_names_two_copies_and_one_keeps_the_first(tmp_path, caplog):
+    root, planted = _dup_tree(tmp_path / "ds")
+    d = Data(domains=["photo", "sketch"], classes=["dog", "horse"])
+    with pytest.raises(BadInputError, match=r"photo/dog/(\d).png and .*photo/dog/copy\1.png hold the same bytes \(12 "):
+        build_manifest(root, d.model_copy(update={"on_duplicate": "fail"}))
+    df, loc, rep = build_manifest(root, d.model_copy(update={"on_duplicate": "one"}))
+    assert len(df) == 24 == df["image_id"].nunique() and rep["duplicates"]["dropped"] == 12
+    assert not any("copy" in p or "from_" in p for p in loc["path"])  # the first copy in label-space order stays
+    assert "12 duplicate file(s) -- 4 content(s) with copies, 4 under conflicting labels, 4 shared between domains" \
+        in caplog.text
+
+
+def _link(link: Path, target) -> Path:
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+@pytest.mark.parametrize("target,words", [(".", "symlink loop"), ("..", "symlink loop"),
+                                          ("../../sketch/horse", "link into the dataset tree")])
+def test_a_link_back_into_the_tree_is_named_and_never_followed(target, words, tmp_path):
+    root = _tree(tmp_path / "ds")
+    link = _link(root / "photo" / "dog" / "again", target)
+    d = Data(domains=["photo", "sketch"], classes=["dog", "horse"])
+    with pytest.raises(BadInputError, match=f"{re.escape(str(link))}: {words}") as err:
+        build_manifest(root, d)
+    assert "file extension" not in str(err.value)
+    df, loc, rep = build_manifest(root, d.model_copy(update={"on_bad_image": "skip"}))
+    assert len(df) == 4 * 3 and (loc["path"].str.count("again") == 0).all()  # no image listed twice, no relabel
+    assert rep["skipped"] == 1 and words in rep["skipped_files"][0]["reason"]
+
+
+def test_a_link_out_of_the_tree_is_followed(tmp_path):
+    root = _tree(tmp_path / "ds")
+    outside = _tree(tmp_path / "elsewhere", domains=("extra",), classes=("dog",), per_class=2)
+    _link(root / "photo" / "dog" / "more", outside / "extra" / "dog")
+    _link(outside / "extra" / "dog" / "back", outside / "extra")  # a loop out there is named as one too
+    d = Data(domains=["photo", "sketch"], classes=["dog", "horse"], on_bad_image="skip")
+    df, loc, rep = build_manifest(root, d)
+    assert loc["path"].str.contains("/more/").sum() == 2 and len(df) == 4 * 3 + 2
+    assert rep["skipped"] == 1 and "symlink loop" in rep["skipped_files"][0]["reason"]

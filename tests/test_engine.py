@@ -93,6 +93,35 @@ def test_incremental_reuse_counts_on_real_pacs(manifest6, encoder, tiny_clip, tm
     assert len(list((tmp_path / "c").iterdir())) == 2  # one namespace per model
 
 
+def test_a_truncated_shard_is_logged_and_embedded_again(manifest6, encoder, tmp_path, caplog):
+    df = manifest6.iloc[:24]
+    embed_and_assemble(df, encoder, tmp_path / "c", tmp_path / "a.parquet")
+    shard = sorted((tmp_path / "c").rglob("shard-*.parquet"))[1]
+    shard.write_bytes(shard.read_bytes()[:200])  # a crash mid-copy, a full disk
+    stats = embed_and_assemble(df, encoder, tmp_path / "c", tmp_path / "b.parquet")
+    assert "deleting unreadable shard" in caplog.text and (stats["embedded"], stats["reused"]) == (8, 16)
+    assert sha(tmp_path / "a.parquet") == sha(tmp_path / "b.parquet")
+
+
+def test_pooled_features_have_their_own_namespace_and_both_come_from_one_pass(manifest6, encoder, tmp_path):
+    """embed.features: both stores the joint-space and the pre-projection features; asking for pooled later
+    embeds only what that kind lacks, and the projected store is unchanged."""
+    df = manifest6.iloc[:16]
+    embed_and_assemble(df, encoder, tmp_path / "c", tmp_path / "proj.parquet")
+    stats = embed_and_assemble(df, encoder, tmp_path / "c", tmp_path / "both.parquet", kinds=("projected", "pooled"))
+    assert stats["embedded"] == 16 and len({p.parent for p in (tmp_path / "c").rglob("shard-*.parquet")}) == 2
+    proj, pooled = read_table(tmp_path / "both.parquet")[1], read_table(tmp_path / "both.parquet", "pooled")[1]
+    np.testing.assert_array_equal(proj, read_table(tmp_path / "proj.parquet")[1])
+    with torch.no_grad():
+        from pipeline.embed import load_pixels
+
+        px = torch.from_numpy(np.stack([load_pixels(p, encoder.preprocess) for p in df["path"]]))
+        ref = encoder.model.vision_model(pixel_values=px).pooler_output.numpy()
+    np.testing.assert_allclose(pooled, ref, atol=1e-4)
+    again = embed_and_assemble(df, encoder, tmp_path / "c", tmp_path / "again.parquet", kinds=("pooled",))
+    assert again["embedded"] == 0 and read_table(tmp_path / "again.parquet")[1] is None
+
+
 def test_sharded_runs_build_the_identical_store(manifest6, encoder, tmp_path):
     embed_and_assemble(manifest6, encoder, tmp_path / "one", tmp_path / "one.parquet")
     left = []

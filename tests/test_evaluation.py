@@ -12,7 +12,7 @@ from pipeline.evaluation import ACCURACY_COLUMNS, evaluate, protocols
 from pipeline.imagefree.zeroshot import ZeroShotClassifier
 from pipeline.operators import OPERATORS, Operator
 from pipeline.params import parse_params
-from pipeline.tables import headline, mean_se, summarize
+from pipeline.tables import headline, mean_se, summarize, validation_text
 
 DOMAINS = ["photo", "art_painting", "cartoon", "sketch"]
 
@@ -208,6 +208,31 @@ def test_a_warm_run_with_the_cell_cache_equals_a_cold_run(tmp_path):
     n_alpha_cells = 2 * 2 * 2 * (12 + 4)  # trials x probes x C x (single-source + lodo) settings, alpha = 0.7 only
     assert info["computed"] == 2 * n_alpha_cells  # translate_single and translate_avg
     pd.testing.assert_frame_equal(part, run(images, X, text, edited, W)[0])
+
+
+def test_a_truncated_cell_shard_is_logged_and_its_cells_computed_again(tmp_path, caplog):
+    images, X, text, W = synthetic(seed=3)
+    p = params(classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none"]}, evaluation={"trials": 1})
+    cache = CellCache(tmp_path / "cells")
+    cold, info = run(images, X, text, p, W, cache)
+    shard = cache.save()
+    shard.write_bytes(shard.read_bytes()[:100])  # a crash mid-copy, a full disk
+    again = CellCache(tmp_path / "cells")
+    assert "deleting unreadable shard" in caplog.text and not shard.exists() and not again.values
+    warm, info = run(images, X, text, p, W, again)
+    assert info["computed"] == info["cells"]
+    pd.testing.assert_frame_equal(warm, cold)
+
+
+def test_the_caption_states_the_validation_share_applied():
+    images, X, text, W = synthetic(seed=4, n=3)  # 3 images a (domain, class): one test, one validation at most
+    p = params(classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none"]}, evaluation={"trials": 1},
+               data={"val_fraction": 0.99})
+    _, info = run(images, X, text, p, W)
+    assert info["val_fraction"] == {"asked": 0.99, "applied": 0.5}
+    assert validation_text(info["val_fraction"]).startswith("validation = 50% of the non-test rows of each domain "
+                                                            "(data.val_fraction = 99% asked;")
+    assert validation_text({"asked": 0.2, "applied": 0.2}) == "validation = 20% of the non-test rows of each domain."
 
 
 def test_in_process_probes_fit_on_one_thread_and_the_threads_come_back(monkeypatch):

@@ -17,5 +17,5 @@ CCT_CATEGORIES = {"1": "opossum", "3": "raccoon", "5": "squirrel", "6": "bobcat"
 class TerraIncognita(Dataset):
     domains = ["location_100", "location_38", "location_43", "location_46"]
     descriptions = {d: "a camera trap photo" for d in domains}
-    class_names = {**CCT_CATEGORIES, "empty": "empty scene"}
+    class_names = {**CCT_CATEGORIES, "30": "empty scene", "empty": "empty scene"}  # no animal: a scene, not a class
     reference = "Beery et al., ECCV 2018"
