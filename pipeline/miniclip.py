@@ -216,7 +216,7 @@ def load_miniclip(path: str | Path, device: str = "cpu") -> tuple[MiniCLIP, obje
     return model.to(device).eval(), load_tokenizer(spec, path / "tokenizer")
 
 
-def write_not_trained(out_dir: str | Path, model_name: str) -> Path:
+def write_not_trained(out_dir: str | Path) -> Path:
     """What stage train_clip leaves in ``out_dir`` when ``model.name`` names another model: a note, no model
     (no ``miniclip.json``, so nothing loads it as one)."""
     import shutil
@@ -226,7 +226,7 @@ def write_not_trained(out_dir: str | Path, model_name: str) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / "NOT_TRAINED.json").write_text(json.dumps({"trained": False, "reason": "model.name names another "
-                                                      "model", "model.name": model_name}, indent=1) + "\n")
+                                                      "model"}, indent=1) + "\n")  # no name: a moved model changes nothing
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out

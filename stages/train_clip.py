@@ -40,7 +40,7 @@ def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifes
         save_miniclip(model, tokenizer, model_dir)
         scores, losses = pd.DataFrame(scores), pd.DataFrame(losses)
     else:
-        write_not_trained(model_dir, p.model.name)
+        write_not_trained(model_dir)
     write_csv(reports / "retrieval.csv", scores)
     write_csv(reports / "clip_loss.csv", losses)
     curves(losses, "step", "loss", "pairing", reports / "clip_loss.png")

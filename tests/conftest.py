@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a model hub
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, no pool spinning against another
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 PACS = Path(os.environ.get("PACS_ROOT", REPO.parent / "shared" / "pacs"))
 

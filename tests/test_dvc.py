@@ -21,11 +21,13 @@ from pipeline.store import read_metadata
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-ALL = {"prepare", "train_clip", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity", "evaluate",
-       "domain_gap", "diagnostics", "results"}
-EVAL = {"prepare", "evaluate", "results", "diagnostics"}
+ALL = {"prepare", "train_clip", "model", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity",
+       "evaluate", "domain_gap", "diagnostics", "results"}
+ALWAYS = {"prepare", "model"}  # always_changed: a rescan of file stats, a fingerprint of the model files
+EVAL = ALWAYS | {"evaluate", "results", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
                  "resnet": {"width": 8, "blocks": 1}, "epochs": 1, "batch_size": 32}
+pytestmark = pytest.mark.slow  # every test here runs `dvc repro`
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
@@ -93,8 +95,19 @@ def project(tmp_path_factory, pacs_root, tiny_clip) -> Path:
 
 
 def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
+    # --- a model that is missing: the project's own one-line hint, before DVC checks any path
+    model = yaml.safe_load((project / "params.yaml").read_text())["model"]["name"]
+    edit_params(project, lambda p: p["model"].update(name="openai/clip-vit-base-patch32"))
+    out = sh(project, "dvc", "repro", check=False)
+    assert "clipdg fetch openai/clip-vit-base-patch32 models/clip-vit-base-patch32" in out
+    assert "No such file or directory" not in out and "Running stage 'embed_images'" not in out
+    edit_params(project, lambda p: p["model"].update(name=model))
+
     ran = repro(project)
-    assert ran == ALL - {"train_clip"}  # a transformers model.name: MiniCLIP is not trained
+    assert ran == ALL  # train_clip runs once and trains nothing: model.name is a transformers CLIP
+    assert json.loads((project / "reports/retrieval.json").read_text()) == {"trained": False}
+    assert [p.name for p in (project / "models/miniclip").iterdir()] == ["NOT_TRAINED.json"]
+    assert json.loads((project / "models/model.json").read_text())["family"] == "hf_clip"
 
     # --- the output contract
     manifest = pq.read_table(project / "data/manifest.parquet").to_pandas()
@@ -109,6 +122,8 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     prompts = pq.read_table(project / "features/prompts.parquet").to_pandas()
     assert {"text", "kind", "domain", "class", "embedding"} <= set(prompts.columns)
     assert set(prompts["kind"]) == {"domain", "domain_noun", "domain_avg", "class"}
+    assert json.loads((project / "data/classes.json").read_text())["names"][0] == "dog"
+    assert json.loads((project / "data/domains.json").read_text())["descriptions"]["sketch"] == "a black and white drawing"
     sim = pd.read_csv(project / "reports/similarity.csv")
     assert list(sim.columns) == ["description", "photo", "art_painting", "cartoon", "sketch"]
     assert sim["description"].tolist()[:4] == ["a photo", "an art painting", "a cartoon", "a black and white drawing"]
@@ -147,64 +162,68 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert (tmp_path / "plots" / "index.html").exists()
 
     commit(project, "run")
-    assert repro(project) == {"prepare"}  # nothing changed: only the rescan (file stats, from its cache) runs
+    status = sh(project, "dvc", "status")
+    assert "train_clip" not in status and "changed" not in status.replace("always changed", "")  # nothing stale
+    assert repro(project) == ALWAYS  # nothing changed: a rescan and a fingerprint, both from their caches
+
 
     # --- a classifier, operator or translation param reruns only evaluation and what reads it
     edit_params(project, lambda p: p["classifier"].update(C=[0.05, 1.0]))
     assert repro(project) == EVAL
     diff = sh(project, "dvc", "metrics", "diff", "--md")
     assert "reports/metrics.json" in diff and "single_source.train_val.logreg.mean" in diff
-    edit_params(project, lambda p: p["translate"].update(alpha=[0.5, 0.7], normalize_after=True))
-    assert repro(project) == EVAL
-    edit_params(project, lambda p: p["operators"]["coral"].update(ridge=[0.1, 1.0]))
-    assert repro(project) == EVAL
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
-    assert repro(project) == {"prepare", "domain_gap", "diagnostics"}
+    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics"}
 
-    # --- PromptStyler: ArcFace params retrain the classifier only; K relearns the styles
+    # --- PromptStyler: ArcFace params retrain the classifier only
     edit_params(project, lambda p: p["promptstyler"]["arcface"].update(m=0.3))
     assert repro(project) == {"train_arcface"} | EVAL
-    edit_params(project, lambda p: p["promptstyler"].update(k=2))
-    ran = repro(project)  # results / diagnostics too, unless the accuracy table came out byte-identical
-    assert {"prepare", "learn_styles", "train_arcface", "evaluate"} <= ran <= {"learn_styles", "train_arcface"} | EVAL
 
-    # --- prompts: re-embed prompts and what follows, never the images
-    edit_params(project, lambda p: p["prompts"].update(dummy_nouns=["goose", "goldfish"]))
-    ran = repro(project)  # results only if the accuracy table changed (the dummy nouns feed translate_avg alone)
-    assert {"embed_prompts", "similarity", "domain_gap", "prepare", "evaluate", "diagnostics"} <= ran <= {
-        "embed_prompts", "similarity", "domain_gap"} | EVAL
-
-    # --- a MiniCLIP param with a transformers model: MiniCLIP is not in the DAG, nothing reruns
-    edit_params(project, lambda p: p["clip"].update(epochs=2, lr=0.002))
-    assert repro(project) == {"prepare"}
-
-    # --- the same images at another data.root (copies, another folder): prepare only, and it reads no pixel
+    # --- a description: the text and what reads it, never the images or the styles (results only if the table moved)
+    edit_params(project, lambda p: p["prompts"].update(domains={"cartoon": "a comic strip"}))
+    ran = repro(project)
+    assert ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"} <= ran <= \
+        ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics", "results"}
+    # --- content, not where it comes from: a preset change that names the same label space and text, a MiniCLIP
+    # param while model.name is a transformers CLIP, the same images at another data.root, the same model at
+    # another path with its prefix -- nothing that embeds, trains or evaluates reruns (train_clip rewrites its note)
     moved = tmp_path / "relocated" / "pacs_copy"
     shutil.copytree(yaml.safe_load((project / "params.yaml").read_text())["data"]["root"], moved)
+    model_copy = tmp_path / "relocated" / "clip"
+    shutil.copytree(yaml.safe_load((project / "params.yaml").read_text())["model"]["name"], model_copy)
     before = (project / "data/manifest.parquet").read_bytes()
-    edit_params(project, lambda p: p["data"].update(root=str(moved)))
-    assert repro(project) == {"prepare"}
+
+    def same_content(p):
+        p["data"].update(dataset="custom", domains=["photo", "art_painting", "cartoon", "sketch"], root=str(moved))
+        p["prompts"].update(domains={"photo": "a photo", "art_painting": "an art painting", "cartoon": "a comic strip",
+                                     "sketch": "a black and white drawing"})
+        p["clip"].update(epochs=2, lr=0.002)
+        p["model"].update(name=f"hf_clip:{model_copy}")
+    edit_params(project, same_content)
+    assert repro(project) == ALWAYS | {"train_clip"}
     assert (project / "data/manifest.parquet").read_bytes() == before
     assert pq.read_table(project / "data/paths.parquet").to_pandas()["path"].str.startswith(str(moved)).all()
+    assert json.loads((project / "reports/prepare.json").read_text())["dataset"] == "custom"
 
-    # --- another model: every embedding and everything after it
-    other = build_random_clip(tmp_path / "clip_seed1", "tiny", seed=1)
-    edit_params(project, lambda p: p["model"].update(name=str(other)))
-    assert repro(project) == ALL - {"train_clip"}
-    assert read_metadata(project / "features/images.parquet")["weight_sha256"] != meta["weight_sha256"]
-    assert json.loads((project / "reports/embed.json").read_text())["embedded"] == 84
 
-    # --- the pipeline's own CLIP: models/miniclip puts train_clip (models/dvc.yaml) upstream of the embeds
-    edit_params(project, lambda p: p["model"].update(name="models/miniclip"))
-    assert repro(project) == ALL
-    ret = pd.read_csv(project / "reports/retrieval.csv")
+def test_miniclip_is_trained_by_the_dag_and_reruns_what_it_embedded(tmp_path, pacs_root, tiny_clip):
+    """model.name: models/miniclip puts MiniCLIP's training before the embeddings, and switching from a
+    transformers CLIP to it reruns everything that model embedded."""
+    proj = make_project(tmp_path, make_subset(pacs_root, tmp_path / "pacs", per_class=2), str(tiny_clip),
+                        classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none"]},
+                        evaluation={"trials": 1, "selection": ["train_val"]}, promptstyler={"k": 2, "iterations": 2},
+                        gap={"metrics": ["fid"], "subset_size": 5, "n_boot": 3})
+    assert repro(proj) == ALL
+    # --- the pipeline's own CLIP: train_clip trains it, and everything it embeds reruns with it
+    edit_params(proj, lambda p: p["model"].update(name="models/miniclip"))
+    assert repro(proj) == ALL
+    ret = pd.read_csv(proj / "reports/retrieval.csv")
     assert list(ret.columns) == ["pairing", "split", "n_images", "n_captions", "top1", "top5"]
     assert set(ret["split"]) == {"train", "test"} and (ret["n_captions"] == 28).all()
-    assert (project / "models/miniclip/miniclip.json").is_file() and (project / "reports/clip_loss.png").is_file()
-    assert read_metadata(project / "features/images.parquet")["dim"] == 16
-    # now a MiniCLIP param retrains it and re-embeds with the new weights
-    edit_params(project, lambda p: p["clip"].update(epochs=1))
-    assert {"prepare", "train_clip", "embed_images", "embed_prompts", "learn_styles"} <= repro(project)
+    assert (proj / "models/miniclip/miniclip.json").is_file() and (proj / "reports/clip_loss.png").is_file()
+    assert read_metadata(proj / "features/images.parquet")["dim"] == 16
+    assert json.loads((proj / "models/model.json").read_text())["family"] == "miniclip"
+    assert "test split is the manifest's in every trial" in (proj / "reports/results.md").read_text()
 
 
 def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_clip):
@@ -216,7 +235,7 @@ def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_cl
     proj = make_project(tmp_path, "../pacs", str(tiny_clip), classifier={"probes": ["logreg"], "C": 1.0},
                         operators={"names": ["none", "translate_single"]}, translate={"alpha": 1.0},
                         evaluation={"trials": 1}, promptstyler={"k": 2, "iterations": 2})
-    assert repro(proj) == ALL - {"train_clip"}
+    assert repro(proj) == ALL
     commit(proj, "baseline")
     shards = set((proj / "cache" / "embeddings").rglob("shard-*.parquet"))
     for alpha in ("0.7", "0.9"):
@@ -247,3 +266,66 @@ def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_cl
     assert set((proj / "cache" / "embeddings").rglob("shard-*.parquet")) == shards  # nothing was embedded
     out = sh(proj, "dvc", "exp", "run", "--temp", "-S", "translate.alpha=0.8")
     assert "Running stage 'evaluate'" in out and "Running stage 'embed_images'" not in out
+
+
+# per preset: a family / feature variant, so the presets' runs also cover the encoder families end to end
+PRESET_RUNS = {
+    "vlcs": ("hf_clip", {}),
+    "office_home": ("siglip", {}),
+    "terra_incognita": ("hf_clip", {"embed": {"features": "both"}, "classifier": {"features": "pooled"},
+                                    "operators": {"names": ["none", "center"]}}),
+    "domain_net": ("hf_clip", {"prompts": {"templates": "clip80"}}),
+}
+
+
+def preset_project(work: Path, preset: str, model: Path, **sections) -> Path:
+    """A project on a generated tree with ``preset``'s real domain folders and a sample of its real classes,
+    ``data.dataset: preset`` and nothing else about the dataset in params; the smallest grid."""
+    from trees import PRESET_SAMPLES, make_tree
+
+    root = make_tree(work / preset, *PRESET_SAMPLES[preset], per_class=3)
+    small = dict(data={"dataset": preset, "domains": None, "classes": None},
+                 classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none", "translate_single"]},
+                 evaluation={"trials": 1, "selection": ["train_val"]}, promptstyler={"k": 2, "iterations": 2},
+                 gap={"metrics": ["fid", "kid"], "n_boot": 5, "n_subsets": 5, "subset_size": 5})
+    for k, v in sections.items():
+        small[k] = {**small.get(k, {}), **v}
+    work.mkdir(parents=True, exist_ok=True)
+    return make_project(work, root, str(model), **small)
+
+
+@pytest.fixture(scope="module")
+def tiny_siglip(tmp_path_factory) -> Path:
+    from pipeline.randomclip import build_random_siglip
+
+    return build_random_siglip(tmp_path_factory.mktemp("siglip") / "tiny", "tiny", seed=0)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_RUNS))
+def test_each_preset_runs_dvc_repro_end_to_end(preset, tmp_path, tiny_clip, tiny_siglip):
+    """vlcs, office_home, terra_incognita, domain_net (pacs: the tests above) on generated trees: `dvc repro` runs
+    every stage, the label space is the preset's domains and the sorted class folders, prompts use the cleaned
+    class names, and the tables have a column per domain. Each also runs one encoder family / feature variant."""
+    from trees import PRESET_SAMPLES
+
+    family, extra = PRESET_RUNS[preset]
+    proj = preset_project(tmp_path, preset, {"hf_clip": tiny_clip, "siglip": tiny_siglip}[family], **extra)
+    assert repro(proj) == ALL
+    domains, sample = PRESET_SAMPLES[preset]
+    rep = json.loads((proj / "reports/prepare.json").read_text())
+    assert rep["dataset"] == preset and rep["images"] == len(domains) * len(sample) * 3
+    classes = json.loads((proj / "data/classes.json").read_text())
+    assert classes["classes"] == sorted(sample) and not any("_" in n for n in classes["names"])
+    prompts = pq.read_table(proj / "features/prompts.parquet").to_pandas()
+    assert set(prompts.loc[prompts["kind"] == "domain", "domain"]) == set(domains)
+    texts = set(prompts.loc[prompts["kind"] == "class", "text"])
+    for folder, name in zip(classes["classes"], classes["names"]):
+        assert any(name in t for t in texts) and not any(folder in t for t in texts if "_" in folder)
+    results = (proj / "reports/results.md").read_text()
+    assert all(f" {d} |" in results for d in domains)
+    model = json.loads((proj / "models/model.json").read_text())
+    assert model["family"] == family and model["objective"] == ("sigmoid" if family == "siglip" else "softmax")
+    if preset == "terra_incognita":  # probes on the pre-projection features, zero-shot on the joint ones
+        assert "pooled features" in results and pq.read_schema(proj / "features/images.parquet").field("pooled")
+    if preset == "domain_net":  # CLIP's 80 templates
+        assert "a bad photo of the The Eiffel Tower." in texts and len(texts) == 80 * 5

@@ -67,7 +67,7 @@ def test_missing_miniclip_names_the_stage(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="train_clip"):
         load_encoder("models/miniclip", "cpu")
-    write_not_trained(tmp_path / "models" / "miniclip", "models/clip")  # train_clip's note for another model.name
+    write_not_trained(tmp_path / "models" / "miniclip")  # train_clip's note for another model.name
     with pytest.raises(ModelLoadError, match="holds no trained MiniCLIP"):
         load_encoder("miniclip:models/miniclip", "cpu")
 

@@ -52,15 +52,15 @@ class LabelSpace:
     templates: list[str]
     template_source: str
 
+    # content only (no preset name, no file name): the same label space and text reached another way rerun nothing
     def domains_json(self) -> dict:
-        return {"dataset": self.dataset, "domains": self.domains, "descriptions": self.descriptions}
+        return {"domains": self.domains, "descriptions": self.descriptions}
 
     def classes_json(self) -> dict:
-        return {"dataset": self.dataset, "classes": self.classes,
-                "names": [self.class_names[c] for c in self.classes]}
+        return {"classes": self.classes, "names": [self.class_names[c] for c in self.classes]}
 
     def templates_json(self) -> dict:
-        return {"source": self.template_source, "templates": self.templates}
+        return {"templates": self.templates}
 
 
 def clean_class_name(folder: str) -> str:
@@ -179,7 +179,7 @@ def prepare_dataset(root: str | Path, data: Data = Data(), prompts: Prompts = Pr
 
     space = resolve(data, prompts, *discover(root, data))
     manifest, locator, report = build_manifest(root, data, cache, space.domains, space.classes)
-    return manifest, locator, {"dataset": space.dataset, **report}, space
+    return manifest, locator, {"dataset": space.dataset, "templates": space.template_source, **report}, space
 
 
 __all__ = ["DATASETS", "Dataset", "LabelSpace", "check_same_classes", "clean_class_name", "discover", "prepare_dataset",

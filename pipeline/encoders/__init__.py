@@ -24,14 +24,27 @@ from pathlib import Path
 from ..errors import ModelLoadError, ParamsError
 from ..params import MINICLIP_DIR as MINICLIP
 from ..params import check_model_name, split_model_name
-from .base import ENCODERS, FEATURE_KINDS, Encoder, fingerprint, provenance, resolve_device, run_tower, state_dict_hash
 
 MINICLIP_DIR = Path(MINICLIP)  # what stage train_clip writes
+_FROM_BASE = {"ENCODERS", "FEATURE_KINDS", "Encoder", "fingerprint", "provenance", "resolve_device", "run_tower",
+              "state_dict_hash"}
+
+
+def __getattr__(name: str):
+    """The contract and the registry (:mod:`.base`), imported on first use: stage model answers a fingerprint
+    from its cache without importing torch or any model code."""
+    if name in _FROM_BASE:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_model(name: str) -> tuple[str, Path]:
     """(family, directory) of ``model.name``: the prefix's family, or the family that recognises the directory.
     One line naming ``model.name`` when the directory is missing or no family claims it."""
+    from .base import ENCODERS
+
     family = split_model_name(name)[0]
     if family is not None and family not in ENCODERS:
         ENCODERS[family]  # the registry's one-line error, with the closest prefix
@@ -50,13 +63,17 @@ def resolve_model(name: str) -> tuple[str, Path]:
 
 
 def describe_families() -> str:
+    from .base import ENCODERS
+
     marks = {"hf_clip": "config.json model_type clip", "siglip": "config.json model_type siglip",
              "open_clip": "open_clip_config.json", "miniclip": "miniclip.json"}
     return ", ".join(f"{f}: {marks.get(f, 'see its module')}" for f in ENCODERS.names())
 
 
-def load_encoder(name: str, device: str = "auto") -> Encoder:
+def load_encoder(name: str, device: str = "auto"):
     """The encoder ``model.name`` names, on ``device`` (``auto``: the GPU when one is visible)."""
+    from .base import ENCODERS, resolve_device
+
     family, path = resolve_model(name)
     return ENCODERS[family].load(name, path, resolve_device(device))
 
@@ -67,10 +84,11 @@ def _code_version() -> bytes:
     return b"".join(f.read_bytes() for f in sorted([*here.glob("*.py"), here.parent / "miniclip.py"]))
 
 
-def stat_key(family: str, path: Path) -> str:
-    """sha256 of the family, the fingerprinting code and every model file's (relative path, size, mtime):
-    what git and DVC use to skip rehashing."""
-    h = hashlib.sha256(family.encode() + _code_version())
+def stat_key(prefix: str | None, path: Path) -> str:
+    """sha256 of the family prefix (or none), the fingerprinting code and every model file's (relative path,
+    size, mtime): what git and DVC use to skip rehashing. The family a bare directory gets is a function of its
+    files, so the key fixes it too."""
+    h = hashlib.sha256(str(prefix).encode() + _code_version())
     for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
         st = f.stat()
         h.update(f"{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -82,17 +100,19 @@ def model_fingerprint(name: str, cache_dir: str | Path | None = None) -> dict:
     ``cache_dir`` when no file of the model directory changed (size, mtime) since it was last computed."""
     from ..store import write_json
 
-    family, path = resolve_model(name)
-    cached = Path(cache_dir) / f"{stat_key(family, path)}.json" if cache_dir else None
+    path = check_model_name(name)  # no model code imported: a cache hit costs file stats
+    cached = Path(cache_dir) / f"{stat_key(split_model_name(name)[0], path)}.json" if cache_dir else None
     if cached is not None and cached.is_file():
         return json.loads(cached.read_text())
+    from .base import fingerprint
+
     fp = fingerprint(load_encoder(name, "cpu"))
     if cached is not None:
         write_json(cached, fp)
     return fp
 
 
-def load_checked_encoder(name: str, device: str, model_json: str | Path) -> Encoder:
+def load_checked_encoder(name: str, device: str, model_json: str | Path):
     """:func:`load_encoder`, refused if its weights are not those ``model_json`` (stage model's output) records:
     the stage's dependency would then describe another model."""
     enc = load_encoder(name, device)
