@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", "models/dvc.yaml")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore")
 
 
 def sh(cwd: Path, *cmd: str, code: Path | None = None) -> str:
@@ -34,8 +34,12 @@ def project(src: Path, proj: Path, pacs: Path, model: Path) -> Path:
     ``model`` (4 PromptStyler styles of 10 steps: the benchmarks time the feature-cache stages)."""
     proj.mkdir(parents=True)
     for item in PROJECT_FILES:
-        (proj / item).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / item, proj / item)
+        if (src / item).is_file():  # an older checkout (a baseline) may have other files: models/dvc.yaml
+            (proj / item).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / item, proj / item)
+    if (src / "models" / "dvc.yaml").is_file():
+        (proj / "models").mkdir(exist_ok=True)
+        shutil.copy(src / "models" / "dvc.yaml", proj / "models" / "dvc.yaml")
     for d in ("pipeline", "stages"):
         shutil.copytree(src / d, proj / d, ignore=shutil.ignore_patterns("__pycache__"))
     p = yaml.safe_load((proj / "params.yaml").read_text())

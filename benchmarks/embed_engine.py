@@ -25,11 +25,12 @@ import yaml
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.data import PACS_CLASSES, PACS_DOMAINS, build_manifest
+from pipeline.data import PACS_CLASSES, PACS_DOMAINS
+from pipeline.datasets import prepare_dataset
 from pipeline.embed import embed_images, export_image_tower, image_runtime, load_pixels
-from pipeline.encoders import load_encoder
+from pipeline.encoders import load_encoder, model_fingerprint
 from pipeline.randomclip import build_random_clip
-from pipeline.store import write_table
+from pipeline.store import write_json, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,13 +116,16 @@ def option_runs(model_dir: Path, encoder, compile_: bool) -> dict:
             return getattr(f, "pooler_output", f).numpy()
         return run
 
+    def first(run):  # the engine's runtimes return one array per feature kind
+        return lambda x: run(x)[0]
+
     runs = {"eager, no_grad": hf("eager"), "sdpa, no_grad": hf("sdpa"), "sdpa, channels_last": hf("sdpa", True),
-            "inference_mode (engine torch)": image_runtime(encoder, "torch")[1]}
+            "inference_mode (engine torch)": first(image_runtime(encoder, "torch")[1])}
     if compile_:
         tower = torch.compile(encoder.image_tower())
-        runs["torch.compile"] = lambda x: tower(torch.from_numpy(x)).detach().numpy()
+        runs["torch.compile"] = lambda x: tower(torch.from_numpy(x))[0].detach().numpy()
     t0 = time.perf_counter()
-    runs["onnx runtime (engine onnx)"] = image_runtime(encoder, "onnx")[1]
+    runs["onnx runtime (engine onnx)"] = first(image_runtime(encoder, "onnx")[1])
     print(f"ONNX export + session: {time.perf_counter() - t0:.1f} s (once per run)")
     runs["onnx int8 dynamic (not used)"] = int8_session(encoder)
     return runs
@@ -144,7 +148,10 @@ def peak_rss(model_dir: Path, manifest, n: int, batch_size: int, tmp: Path) -> d
     """Run the embed_images stage in a fresh process on n images; its peak RSS (MiB) and report."""
     work = tmp / f"rss{n}"
     work.mkdir()
-    write_table(work / "data/manifest.parquet", manifest.sample(n, random_state=0) if n < len(manifest) else manifest)
+    rows = manifest.sample(n, random_state=0) if n < len(manifest) else manifest
+    write_table(work / "data/manifest.parquet", rows.drop(columns="path"))
+    write_table(work / "data/paths.parquet", rows[["image_id", "path"]])
+    write_json(work / "models/model.json", model_fingerprint(str(model_dir)))  # what stage model writes
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"]["name"] = str(model_dir)
     params["embed"].update(batch_size=batch_size, device="cpu", cache_dir=str(work / "cache"))
@@ -215,13 +222,15 @@ def main(preset: str = "vit-b-32", images: int = 256, batch_size: int = 32, work
                       f"{med[name] / med[base]:>8.2f} {cos_min(got, ref):>8.5f}")
     if sweep:
         run = image_runtime(encoder, "onnx")[1]
+        run = (lambda r: lambda x: r(x)[0])(run)
         pixels = np.stack([load_pixels(p, encoder.preprocess) for p in pacs_paths(pacs, 128)])
         print("\nONNX Runtime, model only, by batch size (median of 3 rounds, img/s):")
         sizes = [int(v) for v in sweep.split(",")]
         rounds = [[model_only(run, pixels, b, reps=1)[0] for b in sizes] for _ in range(3)]
         print("  " + ", ".join(f"{b}: {np.median(col):.2f}" for b, col in zip(sizes, zip(*rounds))))
     if rss:
-        manifest = build_manifest(pacs)[0]
+        manifest, locator = prepare_dataset(pacs)[:2]
+        manifest = manifest.assign(path=locator["path"].to_numpy())
         print(f"\npeak RSS of the embed_images stage ({preset}, batch {batch_size}, fresh cache):")
         for n in (int(v) for v in rss.split(",")):
             r = peak_rss(model_dir, manifest, n, batch_size, tmp)

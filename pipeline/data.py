@@ -1,9 +1,9 @@
-"""Datasets -> manifest: ``<domain>/<class>/<image>`` folders or the Hugging Face parquet layout.
+"""Images -> manifest: ``<domain>/<class>/<image>`` folders (DomainBed's layout) or the Hugging Face parquet layout,
+for a label space (domains, classes) that :mod:`pipeline.datasets` resolves from the preset and the folders.
 
-PACS (Li, Yang, Song, Hospedales, "Deeper, Broader and Artier Domain Generalization", ICCV 2017):
-4 domains x 7 classes, 9,991 images; any DomainBed-style dataset laid out the same way works.
 Every image is validated (fully decoded, :func:`pipeline.images.check_image`) and identified by the
-sha256 of its bytes; the train/test split is a deterministic function of that hash.
+sha256 of its bytes; the train/test split is a deterministic function of that hash, the same for every
+copy of an image (:func:`pipeline.splits.content_split`).
 
 Two outputs, so that nothing downstream depends on *where* the files are:
 
@@ -15,10 +15,12 @@ Two outputs, so that nothing downstream depends on *where* the files are:
 
 Dataset rules (``data.on_bad_image``: ``fail`` stops at the first problem with one line naming it,
 ``skip`` logs it and lists it in the report): hidden files and folders are ignored at any depth;
-an unreadable / zero-byte / non-image file, a file or folder outside ``<domain>/<class>/``, a
-listed domain or class without a folder, a class folder without images, and a (domain, class)
-that ``data.test_fraction`` leaves without a train or a test image are each a problem. The label
-space is always ``data.classes`` (label = index in that list): a skipped class keeps its label.
+an unreadable / zero-byte / non-image file, a file or folder outside ``<domain>/<class>/``, a link to a
+folder that leads back into the tree (a loop, or another folder of it), a listed domain or class without a
+folder, a class folder without images, and a (domain, class) that ``data.test_fraction`` leaves without a
+train or a test image are each a problem. Duplicates (the same bytes in several files) follow
+``data.on_duplicate`` (:func:`duplicates`). The label space never changes (label = index in the classes):
+a skipped class keeps its label.
 """
 from __future__ import annotations
 
@@ -142,12 +144,13 @@ def _strays(folder: Path, allowed: list[str], level: str, param: str) -> list[Pr
 
 def _scan_folders(root: Path, domains: list[str], classes: list[str]) -> tuple[list[dict], list[Problem]]:
     """``root/<domain>/<class>/**/<image>``; anything else is a problem."""
-    records, problems = [], _strays(root, domains, "domain", "data.domains")
+    records, problems = [], _strays(root, domains, "domain", "data.domains (or the data.dataset preset)")
     real_root = root.resolve()
     for domain in domains:
         ddir = root / domain
         if not ddir.is_dir():
-            problems.append(Problem("no folder for this domain of data.domains", domain=domain))
+            problems.append(Problem("no folder for this domain of data.domains (or the data.dataset preset)",
+                                    domain=domain))
             continue
         problems += _strays(ddir, classes, "class", "data.classes")
         for label, cls in enumerate(classes):

@@ -210,6 +210,20 @@ def features_digest(images: pd.DataFrame, X: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
+def text_digest(text: dict, kinds: tuple[str, ...]) -> str | None:
+    """16 hex digits of the description vectors of ``kinds`` (None when an operator reads none): part of the key
+    of every cell of a text operator, so that new prompts (descriptions, templates, another model) never serve
+    an old cell."""
+    if not kinds:
+        return None
+    h = hashlib.sha256()
+    for kind in kinds:
+        for domain, vec in sorted((text or {}).get(kind, {}).items()):
+            h.update(f"{kind}|{domain}|".encode())
+            h.update(np.ascontiguousarray(vec, np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class Plan:
     """What a run computes: per trial, the partition and every cell's key (and which are missing)."""
@@ -220,8 +234,9 @@ class Plan:
 
 
 def plan(images: pd.DataFrame, X: np.ndarray, domains: list[str], p: Params, cache: CellCache,
-         fixed_test: bool) -> Plan:
-    """Every cell of the grid, and the jobs that compute the ones the cache lacks."""
+         fixed_test: bool, text: dict | None = None) -> Plan:
+    """Every cell of the grid, and the jobs that compute the ones the cache lacks (a cell's key: the features,
+    the partition, the setting, the operator with its values and the text it reads, the learner with its)."""
     ev = p.evaluation
     sels = SELECTIONS.check(ev.selection)
     parts = partitions(images, ev.trials, p.data.test_fraction, p.data.val_fraction, p.data.split_seed, fixed_test)
@@ -239,8 +254,10 @@ def plan(images: pd.DataFrame, X: np.ndarray, domains: list[str], p: Params, cac
                 if s.protocol == "in_domain" and op != "none":
                     continue  # operators align domains; in-domain there is nothing to align
                 keys = {}
+                tkey = text_digest(text, OPERATORS[op].text_kinds)
                 for probe, lh in probes:
-                    key = cell_key(feats, pkey, s.label(), op, oh, "probe", probe, lh, common)
+                    key = cell_key(feats, pkey, s.label(), op, oh, "probe", probe, lh, common,
+                                   *([tkey] if tkey else []))
                     cells.append((t, s, op, oh, "probe", probe, lh, key))
                     if cache.get(key) is None:
                         keys[probe, lh["C"]] = key
@@ -362,7 +379,7 @@ def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str]
     validation share asked and applied). ``X``: the features the probes read (``classifier.features``);
     ``joint``: the joint-space ones the image-free methods read (default ``X``)."""
     check_feature_space(p)
-    pl = plan(images, X, domains, p, cache, fixed_test)
+    pl = plan(images, X, domains, p, cache, fixed_test, text)
     dom, y, part = images["domain"].to_numpy(), images["label"].to_numpy(), pl.parts[0]
     for protocol, sources, target in protocols(domains):  # what the data lacks, said once (trial 0)
         warn_setting("evaluate", protocol, sources, target,

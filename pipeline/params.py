@@ -332,6 +332,9 @@ class Params(Section):
         if self.classifier.features not in (self.embed.features, "both") and self.embed.features != "both":
             raise ValueError(f"classifier.features: {self.classifier.features} features are not embedded "
                              f"(embed.features: {self.embed.features}); set embed.features: both")
+        if self.embed.features == "pooled" and self.evaluation.image_free:
+            raise ValueError(f"evaluation.image_free: {self.evaluation.image_free[0]} reads the joint image-text space, "
+                             "which embed.features: pooled does not embed; set embed.features: both")
         return self
 
 

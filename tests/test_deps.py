@@ -104,3 +104,46 @@ def test_a_stage_runs_its_own_workspace_library(tmp_path):
     init.write_text(init.read_text() + "\nraise SystemExit('the workspace library was imported')\n")
     r = subprocess.run([sys.executable, "stages/results.py", "--help"], cwd=tmp_path, capture_output=True, text=True)
     assert "the workspace library was imported" in r.stderr, r.stdout + r.stderr
+
+
+def test_the_library_has_no_import_cycle():
+    """Module-level imports between pipeline modules form no cycle (issue 21: encoders and miniclip imported each
+    other). A registry's lazy load of its package's modules is inside a function, so it is not an edge here."""
+    def top_level_imports(path: Path) -> set[Path]:
+        parts = path.relative_to(REPO).with_suffix("").parts
+        package = ".".join(parts if path.name == "__init__.py" else parts[:-1]).removesuffix(".__init__")
+        found = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    pkg = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*pkg, base]) if base else ".".join(pkg)
+                names = [f"{base}.{a.name}" for a in node.names] + [base]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                f = _module_file(name)
+                if f is not None and f.is_file() and f != path:
+                    found.add(f)
+                    break
+        return found
+
+    graph = {f: top_level_imports(f) for f in (REPO / "pipeline").rglob("*.py")}
+    state: dict[Path, int] = {}
+
+    def visit(f: Path, trail: list[Path]) -> None:
+        state[f] = 1
+        for g in graph.get(f, ()):
+            if state.get(g) == 1:
+                cycle = trail[trail.index(g):] + [g] if g in trail else [f, g]
+                raise AssertionError("import cycle: " + " -> ".join(str(p.relative_to(REPO)) for p in cycle))
+            if g not in state:
+                visit(g, trail + [g])
+        state[f] = 2
+
+    for f in graph:
+        if f not in state:
+            visit(f, [f])

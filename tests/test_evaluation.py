@@ -210,6 +210,20 @@ def test_a_warm_run_with_the_cell_cache_equals_a_cold_run(tmp_path):
     pd.testing.assert_frame_equal(part, run(images, X, text, edited, W)[0])
 
 
+def test_new_descriptions_never_serve_an_old_cell(tmp_path):
+    """A text operator's cells are keyed on the description vectors it reads: new prompts (templates,
+    descriptions, model) recompute its cells and only its; the cached run equals a cold one."""
+    images, X, text, W = synthetic(seed=5)
+    p = params(operators={"names": ["none", "translate_single", "translate_avg"]}, evaluation={"trials": 1})
+    cache = CellCache(tmp_path / "cells")
+    run(images, X, text, p, W, cache)
+    cache.save()
+    moved = {"domain": text["domain"], "domain_avg": {d: v + 0.5 for d, v in text["domain_avg"].items()}}
+    warm, info = run(images, X, moved, p, W, CellCache(tmp_path / "cells"))
+    assert info["computed"] == 12 + 4  # the translate_avg cells of the single-source and LODO settings
+    pd.testing.assert_frame_equal(warm, run(images, X, moved, p, W)[0])
+
+
 def test_a_truncated_cell_shard_is_logged_and_its_cells_computed_again(tmp_path, caplog):
     images, X, text, W = synthetic(seed=3)
     p = params(classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none"]}, evaluation={"trials": 1})

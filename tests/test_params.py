@@ -83,6 +83,8 @@ def test_cross_section_rule_names_both_keys():
                                           r"\(embed.features: projected\); set embed.features: both"):
         parse_params({"classifier": {"features": "pooled"}})
     parse_params({"classifier": {"features": "pooled"}, "embed": {"features": "both"}})
+    with pytest.raises(ParamsError, match="evaluation.image_free: zeroshot reads the joint image-text space"):
+        parse_params({"classifier": {"features": "pooled"}, "embed": {"features": "pooled"}})
 
 
 def test_model_name_must_be_a_directory(tmp_path, monkeypatch):

@@ -49,6 +49,7 @@ class Encoder:
     objective: ClassVar[str] = "softmax"
     text_batch_size = 256
     logit_bias = 0.0
+    text: dict = {}  # how text is tokenised (set by each family's load)
     trained_on = None  # set for a model trained on this dataset's train split (MiniCLIP)
 
     @property

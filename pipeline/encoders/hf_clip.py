@@ -73,10 +73,11 @@ class HFClipEncoder(Encoder):
         return getattr(self.model.config, "projection_dim", 0) or int(self.encode_texts(["a"]).shape[1])
 
     def max_length(self) -> int:
-        n = getattr(self.tokenizer, "model_max_length", None)
+        """The tokenizer's maximum length, capped by the text tower's position embeddings (77 for CLIP)."""
         cfg = getattr(self.model.config, "text_config", None)
-        positions = getattr(cfg, "max_position_embeddings", None)
-        return int(min(x for x in (n, positions) if x and x < 10**6) if (n or positions) else 77)
+        limits = [x for x in (getattr(self.tokenizer, "model_max_length", None),
+                              getattr(cfg, "max_position_embeddings", None)) if x and x < 10**6]
+        return int(min(limits)) if limits else 77
 
     def image_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled = self.model.vision_model(pixel_values=pixels).pooler_output

@@ -37,14 +37,11 @@ from scipy.special import ndtri
 
 from ..errors import BadInputError
 from ..params import Gap
-from ..registry import Registry
-
-GAP_METRICS: Registry = Registry("gap metric", "gap.metrics", __name__)
-
-from .cmmd import cmmd  # noqa: E402  (re-exported: the metrics' functions)
-from .fid import fid, frechet_distance, gaussian_stats  # noqa: E402
-from .kid import polynomial_mmd2  # noqa: E402
-from .mmd import median_bandwidth, rbf_mmd2  # noqa: E402
+from .base import GAP_METRICS
+from .cmmd import cmmd  # re-exported: the metrics' functions
+from .fid import fid, frechet_distance, gaussian_stats
+from .kid import polynomial_mmd2
+from .mmd import median_bandwidth, rbf_mmd2
 
 __all__ = ["GAP_METRICS", "GAP_COLUMNS", "gap_table", "inception_score", "subset_size", "cmmd", "fid",
            "frechet_distance", "gaussian_stats", "polynomial_mmd2", "median_bandwidth", "rbf_mmd2"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..params import Gap
+from ..registry import Registry
+
+GAP_METRICS: Registry = Registry("gap metric", "gap.metrics", __package__)  # one module per metric in this package
 
 
 def sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:

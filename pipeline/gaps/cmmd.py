@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..operators.base import l2_normalize
-from . import GAP_METRICS
-from .base import GapMetric, rbf, unbiased_mmd2
+from .base import GAP_METRICS, GapMetric, rbf, unbiased_mmd2
 
 CMMD_SIGMA, CMMD_SCALE = 10.0, 1000.0
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import GAP_METRICS
-from .base import GapMetric
+from .base import GAP_METRICS, GapMetric
 
 
 def _sqrt_psd(S: np.ndarray) -> np.ndarray:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import GAP_METRICS
-from .base import GapMetric, unbiased_mmd2
+from .base import GAP_METRICS, GapMetric, unbiased_mmd2
 
 
 def polynomial_mmd2(X: np.ndarray, Y: np.ndarray) -> float:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import GAP_METRICS
-from .base import GapMetric, rbf, sq_dists, unbiased_mmd2
+from .base import GAP_METRICS, GapMetric, rbf, sq_dists, unbiased_mmd2
 
 
 def median_bandwidth(X: np.ndarray, Y: np.ndarray, max_points: int = 1000, seed: int = 0) -> float:

@@ -38,7 +38,9 @@ class Operator:
     * ``scope``: which rows the map of one domain depends on -- ``global`` (none: fit once),
       ``domain`` (that domain's own rows: fit once on every train row), ``sources`` (that domain's and
       the sources': fit once per source set), ``pair`` (fit per source set and target);
-    * ``uses``: ``text`` (domain descriptions only) or ``images`` (unlabelled train-split images).
+    * ``uses``: ``text`` (domain descriptions only) or ``images`` (unlabelled train-split images);
+    * ``text_kinds``: the description kinds whose vectors change its output (part of every cell key it is in,
+      so that new prompts never serve an old cell).
 
     Fitted state ends in ``_``. ``text`` maps a description kind (``domain`` / ``domain_avg``) to
     {domain: E_T vector}.
@@ -48,6 +50,7 @@ class Operator:
     hyper: ClassVar[dict] = {}
     scope: ClassVar[str] = "pair"
     uses: ClassVar[str] = "images"
+    text_kinds: ClassVar[tuple[str, ...]] = ()
     params_key: ClassVar[str | None] = None
 
     def __init__(self, *, text: dict | None = None, **hyper):

@@ -12,7 +12,7 @@ from .base import Operator, l2_normalize
 @OPERATORS.register("text_removal")
 class TextSubspaceRemoval(Operator):
     hyper = {"normalize": True}
-    scope, uses = "global", "text"
+    scope, uses, text_kinds = "global", "text", ("domain",)
 
     def fit(self, X=None, domains=None, sources=()):
         T = np.stack([np.asarray(v, np.float64) for v in self.text["domain"].values()])

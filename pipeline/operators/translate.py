@@ -55,13 +55,14 @@ class NoShift(TextTranslation):
 
     hyper = {"normalize_before": False, "normalize_after": False}
     alpha = 0.0
+    text_kinds = ()  # reads no description: its cells stay valid when the prompts change
 
 
 @OPERATORS.register("translate_single")
 class TranslateSingle(TextTranslation):
-    kind = "domain"
+    kind, text_kinds = "domain", ("domain",)
 
 
 @OPERATORS.register("translate_avg")
 class TranslateAverage(TextTranslation):
-    kind = "domain_avg"
+    kind, text_kinds = "domain_avg", ("domain_avg",)
