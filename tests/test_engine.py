@@ -162,6 +162,7 @@ def finish(proc: subprocess.Popen) -> str:
     return out
 
 
+@pytest.mark.slow  # stage processes / a local Ray cluster: 25 s each
 def test_sigkill_then_resume_gives_the_identical_store(manifest6, tiny_clip, tmp_path):
     whole = write_stage_inputs(tmp_path / "whole", manifest6, tiny_clip)
     finish(stage(whole))
@@ -181,6 +182,7 @@ def test_sigkill_then_resume_gives_the_identical_store(manifest6, tiny_clip, tmp
     assert sha(killed / "images.parquet") == sha(whole / "images.parquet")
 
 
+@pytest.mark.slow  # stage processes / a local Ray cluster: 25 s each
 def test_stage_shard_option_fills_the_cache_only(manifest6, tiny_clip, tmp_path):
     cwd = write_stage_inputs(tmp_path, manifest6.iloc[:40], tiny_clip)
     out = finish(stage(cwd, "--shard", "1/2"))
@@ -193,6 +195,7 @@ def test_stage_shard_option_fills_the_cache_only(manifest6, tiny_clip, tmp_path)
         assert proc.returncode == 1 and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # stage processes / a local Ray cluster: 25 s each
 def test_ray_data_engine_on_a_local_ray(manifest6, encoder, tmp_path):
     """Ray Data actors write the same shards, so the same store, as a local run."""
     pytest.importorskip("ray")
