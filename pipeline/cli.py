@@ -62,12 +62,12 @@ def registries() -> dict:
 
 
 def validate_params(path: str | Path = "params.yaml") -> list[str]:
-    """Every check the stages make on ``params.yaml`` before they touch data: the schema, every registry name
-    and operator section, the dataset preset and its descriptions, the template set, the model directory and
-    family. Returns what was checked; raises the first problem (one line, naming the key)."""
-    from .datasets import DATASETS, read_templates
+    """Every check the stages make on ``params.yaml`` before they read an image: the schema, the dataset (preset,
+    folders, classes shared by every domain, descriptions, prompt names), the template set, the model directory
+    and family, every registry name and operator section. Returns what was checked; raises the first problem
+    (one line, naming the key)."""
+    from .datasets import discover, resolve
     from .encoders import ENCODERS
-    from .errors import ParamsError
     from .evaluation import check_feature_space, learner_variants, operator_variants
     from .gaps import GAP_METRICS
     from .imagefree import IMAGE_FREE
@@ -76,16 +76,10 @@ def validate_params(path: str | Path = "params.yaml") -> list[str]:
 
     p = load_params(path)
     checked = [f"{path}: schema"]
-    preset = DATASETS[p.data.dataset]
-    domains = list(p.data.domains or preset.domains or [])
-    missing = [d for d in domains if d not in p.prompts.domains and d not in preset.descriptions]
-    if missing:
-        raise ParamsError(f"prompts.domains: no description for domain {missing[0]!r} (data.dataset: {p.data.dataset})")
-    if not project_path(p.data.root).exists():
-        raise ParamsError(f"data.root={p.data.root}: no such file or folder")
-    checked += [f"data.dataset: {p.data.dataset}", f"data.root: {project_path(p.data.root)}"]
-    templates, source = read_templates(p.prompts.templates)
-    checked.append(f"prompts.templates: {source} ({len(templates)} templates)")
+    space = resolve(p.data, p.prompts, *discover(project_path(p.data.root), p.data))  # folder names only: no image read
+    checked += [f"data.dataset: {space.dataset}, {len(space.domains)} domains x {len(space.classes)} classes under "
+                f"{project_path(p.data.root)}", f"prompts.templates: {space.template_source} ({len(space.templates)} "
+                "templates)"]
     family, raw = split_model_name(p.model.name)
     if family is not None:
         ENCODERS[family]

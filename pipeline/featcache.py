@@ -169,8 +169,11 @@ class FeatureCaches:
         return set.intersection(*sets) if sets else set()
 
     def write_block(self, image_ids: list[str], features: dict[str, np.ndarray], info: dict) -> None:
+        """One shard per kind that lacks any of the block's images (a kind asked for later is the only one
+        written when the other already holds them)."""
         for kind, cache in self.caches.items():
-            cache.write_shard(image_ids, features[kind], info)
+            if not set(image_ids) <= set(cache.index().index):
+                cache.write_shard(image_ids, features[kind], info)
 
     def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192) -> int:
         return assemble_store(out, df, self.caches, metadata, window)

@@ -42,9 +42,11 @@ def test_list_names_every_registry_with_its_params_key():
 
 
 def test_validate_checks_params_without_running_anything(tmp_path, monkeypatch, tiny_clip):
+    from trees import make_tree
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    (tmp_path / "data").mkdir()
+    make_tree(tmp_path / "data", ["photo", "art_painting", "cartoon", "sketch", "a", "b"], ["dog", "horse"], 1)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["root"] = "data"
 
@@ -57,11 +59,13 @@ def test_validate_checks_params_without_running_anything(tmp_path, monkeypatch, 
 
     r = check()
     assert r.exit_code == 0 and "ok  model.name: models/miniclip" in r.output
+    assert "ok  data.dataset: pacs, 4 domains x 2 classes" in r.output
     cases = [
         (lambda p: p["classifier"].update(probes=["logreg", "svn"]), "classifier.probes: unknown probe or adapter 'svn'"),
         (lambda p: p["operators"].update(names=["none", "whitn"]), "unknown operator 'whitn' (did you mean 'whiten'?)"),
         (lambda p: p["data"].update(dataset="office-home"), "data.dataset: unknown dataset 'office-home'"),
         (lambda p: p["data"].update(dataset="custom", domains=["a", "b"]), "no description for domain 'a'"),
+        (lambda p: p["data"].update(dataset="vlcs"), "neither <domain>/<class>/<image> folders"),
         (lambda p: p["prompts"].update(templates="clip08"), "prompts.templates='clip08': neither a template set"),
         (lambda p: p["model"].update(name="siglip:no/such/dir"), "model.name='siglip:no/such/dir': no such directory"),
         (lambda p: p["model"].update(name="clip:" + str(tiny_clip)), "unknown encoder family 'clip'"),
