@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run `dvc repro` in a scratch clone of HEAD on 10 images per PACS domain x class with a tiny random
 # CLIP (seed 0), store the headline metrics as ci/*.json and diff them against HEAD~1's.
-# `bash .ci/pipeline.sh --update` copies the fresh ci/*.json back into this checkout to commit.
+# `bash .ci/pipeline.sh --update` copies the fresh ci/*.json back into this checkout to commit; run it in CI's
+# environment (`env -i HOME=$HOME PATH=.venv/bin:/usr/bin:/bin bash .ci/pipeline.sh --update`): a BLAS kernel
+# choice such as OPENBLAS_CORETYPE moves the third digit of the ill-conditioned single-source CORAL cells.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 PACS_ROOT=${PACS_ROOT:-$(dirname "$repo")/shared/pacs}
