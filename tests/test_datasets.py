@@ -29,7 +29,7 @@ def test_each_preset_names_its_domains_and_discovers_its_classes_sorted(preset, 
     assert not any("_" in n for n in space.class_names.values())
 
 
-def test_prompt_names_are_cleaned_mapped_and_overridable(tmp_path):
+def test_prompt_names_are_cleaned_mapped_and_overridable(tmp_path, caplog):
     assert clean_class_name("The_Eiffel_Tower") == "The Eiffel Tower"
     assert clean_class_name("alarm_clock") == "alarm clock" and clean_class_name("t-shirt") == "t-shirt"
     domains, classes = PRESET_SAMPLES["office_home"]
@@ -39,7 +39,7 @@ def test_prompt_names_are_cleaned_mapped_and_overridable(tmp_path):
     # TerraIncognita: species folders as DomainBed names them; Caltech Camera Traps category ids as species
     terra = resolve(Data(dataset="terra_incognita"), Prompts(), ["location_38"], ["6", "1", "30", "bobcat", "99"])
     assert [terra.class_names[c] for c in ("6", "1", "30", "bobcat")] == ["bobcat", "opossum", "empty scene", "bobcat"]
-    assert terra.class_names["99"] == "99"  # an id outside DomainBed's ten: prompts.class_names names it
+    assert terra.class_names["99"] == "99" and "['99'] are numbers and no name is known" in caplog.text
     with pytest.raises(ParamsError, match="prompts.class_names: 'zebra' is not a class folder"):
         resolve(Data(), Prompts(class_names={"zebra": "z"}), ["photo"], ["dog"])
 

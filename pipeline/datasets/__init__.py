@@ -13,6 +13,7 @@ never listed by a preset: they are the class folders, sorted as ``sorted()`` ord
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..params import Data, Prompts, project_path
 from ..registry import Registry
 
 DATASETS: Registry = Registry("dataset", "data.dataset", __name__)
+log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
@@ -119,6 +121,11 @@ def resolve(data: Data, prompts: Prompts, domains: list[str], classes: list[str]
     if unknown:
         raise ParamsError(f"prompts.class_names: {unknown[0]!r} is not a class folder of this dataset")
     names = {c: prompts.class_names.get(c) or preset.class_names.get(c) or clean_class_name(c) for c in classes}
+    unnamed = [c for c, n in names.items() if n.isdigit()]
+    if unnamed:
+        log.warning("prepare: class folders %s are numbers and no name is known for them: prompts will say the number "
+                    "(zero-shot and PromptStyler learn nothing from it); name them in prompts.class_names",
+                    unnamed[:10])
     templates, source = read_templates(prompts.templates)
     return LabelSpace(data.dataset, list(domains), list(classes), descriptions, names, templates, source)
 

@@ -5,12 +5,13 @@ names: every domain gets the same description, so the text operators are the ide
 moves nothing) and only image statistics tell the locations apart (docs/methods.md).
 
 Class folders: DomainBed's downloader names them by species ("bobcat", ...). Copies that keep the
-Caltech Camera Traps category ids as folder names ("6", "1", ...) get the species as their prompt name
-(ids from the CCT annotation file's ``categories``); any other number needs ``prompts.class_names``."""
+Caltech Camera Traps category ids as folder names get the species as their prompt name for the ids that
+public code using the CCT annotation file's ``categories`` confirms (1 opossum, 3 raccoon, 6 bobcat,
+9 coyote, 16 cat, 30 empty); any other number (squirrel, dog, rabbit, bird) is prompted as the number, with
+a warning, until ``prompts.class_names`` names it."""
 from . import DATASETS, Dataset
 
-CCT_CATEGORIES = {"1": "opossum", "3": "raccoon", "5": "squirrel", "6": "bobcat", "8": "dog", "9": "coyote",
-                  "10": "rabbit", "11": "bird", "16": "cat", "30": "empty"}
+CCT_CATEGORIES = {"1": "opossum", "3": "raccoon", "6": "bobcat", "9": "coyote", "16": "cat", "30": "empty"}
 
 
 @DATASETS.register("terra_incognita")
