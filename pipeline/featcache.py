@@ -157,6 +157,7 @@ class FeatureCaches:
         first = self.caches[self.kinds[0]]
         self.dir = first.dir if len(self.kinds) == 1 else Path(root)
         self.key = "+".join(c.key for c in self.caches.values())
+        self._held: dict[str, set] = {}
 
     def __getitem__(self, kind: str) -> FeatureCache:
         return self.caches[kind]
@@ -164,16 +165,24 @@ class FeatureCaches:
     def shards(self) -> list[Path]:
         return [s for c in self.caches.values() for s in c.shards()]
 
+    def held(self, kind: str) -> set:
+        """The image ids ``kind``'s namespace holds: read from its shards once, then kept up to date by
+        :meth:`write_block` (so a run never re-reads the index per block)."""
+        if kind not in self._held:
+            self._held[kind] = set(self.caches[kind].index().index)
+        return self._held[kind]
+
     def cached_ids(self) -> set:
-        sets = [set(c.index().index) for c in self.caches.values()]
-        return set.intersection(*sets) if sets else set()
+        return set.intersection(*(self.held(k) for k in self.kinds))
 
     def write_block(self, image_ids: list[str], features: dict[str, np.ndarray], info: dict) -> None:
         """One shard per kind that lacks any of the block's images (a kind asked for later is the only one
         written when the other already holds them)."""
+        ids = set(image_ids)
         for kind, cache in self.caches.items():
-            if not set(image_ids) <= set(cache.index().index):
+            if not ids <= self.held(kind):
                 cache.write_shard(image_ids, features[kind], info)
+                self._held[kind] |= ids
 
     def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192) -> int:
         return assemble_store(out, df, self.caches, metadata, window)
