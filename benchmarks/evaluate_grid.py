@@ -9,30 +9,22 @@ cell cache (what the first `dvc repro` of stage evaluate computes).
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import typer
-import yaml
 
 from pipeline.cellcache import CellCache
 from pipeline.evaluation import evaluate
 from pipeline.imagefree.zeroshot import ZeroShotClassifier
-from pipeline.params import parse_params
+from pipeline.params import apply_overrides, parse_params
 from pipeline.synthetic import pacs_world
 
 
 def params_with(sets: list[str]):
     """params.yaml's defaults (the schema's) with ``section.key=value`` overrides (YAML values)."""
-    raw: dict = {}
-    for item in sets:
-        path, value = item.split("=", 1)
-        *parents, leaf = path.split(".")
-        node = raw
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[leaf] = yaml.safe_load(value)
-    return parse_params(raw)
+    return parse_params(apply_overrides({}, sets))
 
 
 def project_features(project: Path):
@@ -49,6 +41,7 @@ def project_features(project: Path):
 
 def main(dim: int = 512, seed: int = 0, set_: list[str] = typer.Option([], "--set"),
          project: Path = typer.Option(None)) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = params_with(set_)
     if project:
         images, X, text, class_w, classes, fixed = project_features(project)
@@ -63,6 +56,9 @@ def main(dim: int = 512, seed: int = 0, set_: list[str] = typer.Option([], "--se
     seconds = time.perf_counter() - t0
     head = acc[acc.selection.isin(["train_val", "-"])]
     print(head.groupby(["protocol", "method"], sort=False)["accuracy"].mean().to_string(float_format="%.4f"))
+    est = info["plan"]["estimated_seconds"]
+    print(f"jobs: {info['seconds']:.1f} s measured, {est} s estimated (ratio {info['seconds'] / est if est else float('nan'):.2f}); "
+          f"calibration {info['plan']['calibration_seconds']} s")
     print(f"{X.shape[0]} x {X.shape[1]} features, {info['cells']} cells, {len(acc)} accuracy rows, "
           f"{info['trials']} trials, probes {p.classifier.probes}, {len(p.operators.names)} operators, "
           f"n_jobs={p.classifier.n_jobs}: {seconds:.1f} s")

@@ -6,6 +6,8 @@
     clipdg list [REGISTRY]          the registries and the params key each is chosen by
     clipdg validate [params.yaml]   every check the stages make on params, without running anything
     clipdg fingerprint MODEL        what stage model would write to models/model.json
+    clipdg plan [-S key=value]      what stage evaluate would compute and how long it should take (fits nothing)
+    clipdg cells [--prune]          the cell cache's size per code version; prune the versions not in use
 
 Known input errors print one line and exit 1, as the stages do.
 """
@@ -178,6 +180,38 @@ def fingerprint(model: str = typer.Argument(..., help="a model.name: [family:]DI
     from .encoders import model_fingerprint
 
     typer.echo(json.dumps(_run(lambda: model_fingerprint(model)), indent=1))
+
+
+@app.command()
+def plan(params: Path = typer.Option(Path("params.yaml"), help="the params file"),
+         set_: list[str] = typer.Option([], "--set", "-S", help="section.key=value, as `dvc exp run -S` (repeatable)"),
+         labels: Path = typer.Option(Path("data")), images: Path = typer.Option(Path("features/images.parquet")),
+         prompts: Path = typer.Option(Path("features/prompts.parquet")),
+         timed: bool = typer.Option(True, "--time/--no-time", help="calibrate the solvers and estimate the time"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stage evaluate's plan on the cached features: cells total / cached / to compute, per learner and operator,
+    and the time it should take on this machine (a short calibration of the solvers). Fits nothing."""
+    import logging
+
+    from .cellcache import CellCache
+    from .evaluate_io import read_inputs
+    from .evaluation import check_feature_space, plan as make_plan, plan_preview
+    from .params import load_params, project_path
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def go():
+        p = load_params(params, set_)
+        if not timed:
+            p = p.model_copy(update={"evaluation": p.evaluation.model_copy(update={"preview": False})})
+        check_feature_space(p)
+        inp = read_inputs(p, labels, images, prompts, Path("-"), stage="clipdg plan")
+        cache = CellCache(project_path(p.evaluation.cache_dir))
+        pl = make_plan(inp.images, inp.X, inp.domains, p, cache, bool(inp.meta.get("trained_on")), inp.text)
+        return plan_preview(inp.images, inp.X, p, pl)
+
+    pv = _run(go)
+    typer.echo(json.dumps(pv.as_dict(), indent=1) if as_json else pv.line())
 
 
 def main() -> None:  # the console script

@@ -27,11 +27,11 @@ import hashlib
 import itertools
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -128,26 +128,32 @@ def _accuracy(y_true, y_pred) -> float:
     return float((np.asarray(y_true) == np.asarray(y_pred)).mean()) if len(y_true) else float("nan")
 
 
-def run_probe_job(X, dom, y, part, text, sources, jobs, premapped, clf_args) -> dict:
-    """One trial x source set: ``jobs`` = [(setting, operator, hyper, cell keys {(probe, C): key})].
-    Operators of scope ``global`` / ``domain`` arrive already applied to every row (``premapped``); the
-    others are fit here on the unlabelled train rows their scope allows. Every probe is fit at the Cs
-    its missing cells need, once per distinct training matrix. Returns {cell key: accuracies}."""
+def shared_data(images: pd.DataFrame, X: np.ndarray, parts: list, text: dict) -> dict:
+    """What every job reads, handed to the engine once: features, domains (fixed-width strings, so that
+    joblib memory-maps them too), labels, the trials' partitions and the description vectors."""
+    return {"X": np.ascontiguousarray(X), "dom": images["domain"].to_numpy().astype(str),
+            "y": images["label"].to_numpy(), "parts": list(parts), "text": text}
+
+
+def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args) -> dict:
+    """Trial ``t`` x one source set: ``jobs`` = [(setting, operator, hyper, cell keys {(probe, C): key})].
+    Operators of scope ``global`` / ``domain`` arrive fitted on every train row of the trial (``fitted``);
+    the others are fit here on the unlabelled train rows their scope allows. Rows are mapped when a fit or
+    a score needs them, one matrix at a time (no job holds a mapped copy of every row). Every probe is fit
+    at the Cs its missing cells need, once per distinct training matrix. Returns {cell key: accuracies}."""
+    X, dom, y, part, text = shared["X"], shared["dom"], shared["y"], shared["parts"][t], shared["text"]
     train = part == TRAIN
     src = np.isin(dom, sources)
     tr = train & src
-    ytr, fitted_ops, fits, out = y[tr], {}, {}, {}
+    ytr, fitted_ops, fits, out = y[tr], dict(fitted), {}, {}
     for setting, name, hyper, keys in jobs:
         hkey = (name, json.dumps(hyper, sort_keys=True))
-        if hkey in premapped:
-            Z = premapped[hkey]
-            mapped = lambda m: Z[m]  # noqa: E731
-        else:
-            share = hkey + ((setting.target,) if OPERATORS[name].scope == "pair" else ())
-            if share not in fitted_ops:
-                rows = train if OPERATORS[name].scope == "sources" else train & np.isin(dom, [*sources, setting.target])
-                fitted_ops[share] = _fit_operator(name, hyper, text, X, dom, rows, sources)
-            mapped = lambda m, op=fitted_ops[share]: op.transform(X[m], dom[m])  # noqa: E731
+        share = hkey if hkey in fitted_ops else hkey + ((setting.target,) if OPERATORS[name].scope == "pair" else ())
+        if share not in fitted_ops:
+            rows = train if OPERATORS[name].scope == "sources" else train & np.isin(dom, [*sources, setting.target])
+            fitted_ops[share] = _fit_operator(name, hyper, text, X, dom, rows, sources)
+        op = fitted_ops[share]
+        mapped = lambda m, op=op: op.transform(X[m], dom[m])  # noqa: E731
         Xtr = mapped(tr)
         h = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
         h.update(ytr.tobytes())
@@ -156,36 +162,37 @@ def run_probe_job(X, dom, y, part, text, sources, jobs, premapped, clf_args) -> 
             missing = sorted({C for pr, C in keys if pr == probe and (pr, C) not in have})
             if missing:
                 have.update(fit_probes([probe], Xtr, ytr, missing, **clf_args))
+        del Xtr
         tgt = dom == setting.target
         evals = {"source_val": (part == VAL) & src}
         if setting.scored:
             evals["target_val"], evals["test"] = (part == VAL) & tgt, (part == TEST) & tgt
         else:  # a held-out source of LODO validation: all of its rows that no test touches
             evals["target_val"] = (part != TEST) & tgt
-        data = {k: (mapped(m), y[m]) for k, m in evals.items()}
-        for (probe, C), key in keys.items():
-            clf = have[probe, C]
-            acc = {k: _accuracy(yy, clf.predict(Z)) if len(yy) else float("nan") for k, (Z, yy) in data.items()}
-            out[key] = {"source_val": acc["source_val"], "target_val": acc["target_val"], "test": acc.get("test", np.nan),
-                        "n_source_val": len(data["source_val"][1]), "n_target_val": len(data["target_val"][1]),
-                        "n_test": len(data["test"][1]) if "test" in data else 0}
+        acc = {key: {} for key in keys.values()}
+        for k, m in evals.items():  # one mapped evaluation matrix at a time
+            Z, yy = mapped(m), y[m]
+            for (probe, C), key in keys.items():
+                acc[key][k] = _accuracy(yy, have[probe, C].predict(Z)) if len(yy) else float("nan")
+                acc[key][f"n_{k}"] = len(yy)
+        for key, a in acc.items():
+            out[key] = {"source_val": a["source_val"], "target_val": a["target_val"], "test": a.get("test", np.nan),
+                        "n_source_val": a["n_source_val"], "n_target_val": a["n_target_val"], "n_test": a.get("n_test", 0)}
     return out
 
 
-def premap(X, dom, part, text, ops, domains) -> dict:
-    """{(operator, hyper json): every row mapped} for the operators that map each domain alone
-    (scope ``global`` or ``domain``): fit once per trial on every train row, shared by all jobs."""
-    train = part == TRAIN
-    out = {}
-    for name, hyper in ops:
-        if OPERATORS[name].scope in ("global", "domain"):
-            op = _fit_operator(name, hyper, text, X, dom, train, domains)
-            out[name, json.dumps(hyper, sort_keys=True)] = op.transform(X, dom)
-    return out
+def fit_shared_operators(shared: dict, t: int, ops, domains) -> dict:
+    """{(operator, hyper json): fitted operator} for the operators that map each domain alone (scope
+    ``global`` or ``domain``): fit once per trial on every train row, shared by all of its jobs (the
+    fitted maps are small: a vector or a matrix per domain)."""
+    X, dom, train = shared["X"], shared["dom"], shared["parts"][t] == TRAIN
+    return {(name, json.dumps(hyper, sort_keys=True)): _fit_operator(name, hyper, shared["text"], X, dom, train, domains)
+            for name, hyper in ops if OPERATORS[name].scope in ("global", "domain")}
 
 
-def run_adapter_job(X, dom, y, part, name, hyper, tasks, seed) -> dict:
-    """One adapter at one grid point on several (setting, key) tasks in one batched run."""
+def run_adapter_job(shared: dict, t: int, name: str, hyper: dict, tasks, seed: int) -> dict:
+    """One adapter at one grid point on several (setting, key) tasks of trial ``t`` in one batched run."""
+    X, dom, y, part = shared["X"], shared["dom"], shared["y"], shared["parts"][t]
     train, est = part == TRAIN, ADAPTERS[name](seed=seed, **hyper)
     data = []
     for setting, _ in tasks:
@@ -200,6 +207,10 @@ def run_adapter_job(X, dom, y, part, name, hyper, tasks, seed) -> dict:
         out[key] = {**{k: _accuracy(y[m], clf.predict(X[m])) if m.any() else float("nan") for k, m in ev.items()},
                     **{f"n_{k}": int(m.sum()) for k, m in ev.items()}}
     return out
+
+
+def _run_job(shared: dict, kind: str, *args) -> dict:
+    return (run_adapter_job if kind == "adapter" else run_probe_job)(shared, *args)
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -290,30 +301,37 @@ def one_thread():
         torch.set_num_threads(n)
 
 
-def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,
-        progress: bool = False) -> None:
-    """Run the plan's jobs (``classifier.n_jobs`` processes) and put every computed cell in the cache;
-    ``progress``: a bar over the jobs (stderr)."""
-    dom, y = images["domain"].to_numpy(), images["label"].to_numpy()
+def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
+    """The plan's jobs as engine calls (``_run_job`` arguments after ``shared``), adapters first (the longest)."""
     clf = p.classifier
     clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize}
-    jobs = [delayed(run_adapter_job)(X, dom, y, pl.parts[t], name, h, tasks, clf.seed)
-            for t, name, h, tasks in pl.adapter_jobs]
+    calls = [("adapter", t, name, h, tasks, clf.seed) for t, name, h, tasks in pl.adapter_jobs]
     needed: dict[int, dict] = {}  # per trial, the operator variants its jobs use (a warm run needs few)
     for t, _, js in pl.probe_jobs:
         for _, name, hyper, _ in js:
             needed.setdefault(t, {})[name, json.dumps(hyper, sort_keys=True)] = (name, hyper)
-    domains = sorted(set(dom))
-    premapped = {t: premap(X, dom, pl.parts[t], text, list(ops.values()), domains) for t, ops in needed.items()}
-    jobs += [delayed(run_probe_job)(X, dom, y, pl.parts[t], text, list(src), js, premapped[t], clf_args)
-             for t, src, js in pl.probe_jobs]
-    if not jobs:
-        return
+    domains = sorted(set(shared["dom"]))
+    fitted = {t: fit_shared_operators(shared, t, list(ops.values()), domains) for t, ops in needed.items()}
+    return calls + [("probe", t, list(src), js, fitted[t], clf_args) for t, src, js in pl.probe_jobs]
+
+
+def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,
+        progress: bool = False) -> None:
+    """Run the plan's jobs on ``evaluation.engine`` (local: ``classifier.n_jobs`` processes; ray: Ray tasks)
+    and put every computed cell in the cache; ``progress``: a bar over the jobs (stderr)."""
+    from .engines import ENGINES, engine_workers
+
+    ev = p.evaluation
+    shared = shared_data(images, X, pl.parts, text)
+    workers = engine_workers(ev.engine, p.classifier.n_jobs, ev.ray.workers)
     # in-process jobs: one thread for BLAS and torch; worker processes get cores / n_jobs threads from
-    # joblib, and the parent holds BLAS at one thread while it waits (torch is not imported for it)
-    with one_thread() if clf.n_jobs == 1 else threadpool_limits(1):
-        results = Parallel(n_jobs=clf.n_jobs, return_as="generator")(jobs)
-        for result in tqdm(results, total=len(jobs), desc="evaluate", unit="job", disable=not progress):
+    # joblib (Ray: its CPUs per task), and the parent holds BLAS at one thread while it waits
+    with one_thread() if ev.engine == "local" and workers == 1 else threadpool_limits(1):
+        calls = job_calls(shared, p, pl)
+        if not calls:
+            return
+        results = ENGINES[ev.engine](_run_job, shared, calls, workers=workers, address=ev.ray.address)
+        for _, result in tqdm(results, total=len(calls), desc="evaluate", unit="job", disable=not progress):
             for key, value in result.items():
                 cache.put(key, value)
 
@@ -361,6 +379,15 @@ def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
+def plan_preview(images: pd.DataFrame, X: np.ndarray, p: Params, pl: Plan):
+    """The plan's :class:`~pipeline.preview.Preview` on this engine's workers, timed when ``evaluation.preview``."""
+    from .engines import engine_workers
+    from .preview import preview
+
+    ev = p.evaluation
+    return preview(X, images, pl, p, engine_workers(ev.engine, p.classifier.n_jobs, ev.ray.workers), timed=ev.preview)
+
+
 def check_feature_space(p: Params) -> None:
     """Text operators act in the joint image-text space: refused, naming one, when the probes read the
     pre-projection features (``classifier.features: pooled``)."""
@@ -384,10 +411,14 @@ def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str]
     for protocol, sources, target in protocols(domains):  # what the data lacks, said once (trial 0)
         warn_setting("evaluate", protocol, sources, target,
                      setting_gaps(y[(part == TRAIN) & np.isin(dom, sources)], y[(part == TEST) & (dom == target)], classes))
-    before = len(cache.new)
+    pv = plan_preview(images, X, p, pl)
+    log.info("%s", pv.line())
+    before, t0 = len(cache.new), time.perf_counter()
     fit(images, X, text, p, pl, cache, progress)
+    seconds = time.perf_counter() - t0
     acc = score(images, X, domains, classes, p, pl, cache, image_free, joint)
     info = {"cells": len(pl.cells), "computed": len(cache.new) - before, "trials": p.evaluation.trials,
+            "seconds": round(seconds, 2), "plan": pv.as_dict(),
             "fixed_test": fixed_test, "features": p.classifier.features,
             "val_fraction": {"asked": p.data.val_fraction,
                              "applied": round(float(np.mean([val_share(part) for part in pl.parts])), 4)}}

@@ -290,11 +290,19 @@ class Translate(Section):
     normalize_after: bool = False
 
 
+class EvaluationRay(Section):
+    address: str | None = None  # None: a local Ray started by the stage; auto / ray://host:10001: a cluster
+    workers: PositiveInt = 2  # CPUs of the local Ray (how many jobs run at once there)
+
+
 class Evaluation(Section):
     trials: PositiveInt = 3  # train / validation / test partitions, one seed each (pipeline/partition.py)
     selection: Names = ["train_val", "oracle"]  # + lodo_val (doubles the cost: 12 more settings per trial)
     image_free: list[str] = ["zeroshot", "promptstyler"]
     cache_dir: str = "cache/cells"  # the cell cache (pipeline/cellcache.py), kept across runs
+    engine: Literal["local", "ray"] = "local"  # where the jobs run (pipeline/engines.py)
+    preview: bool = True  # time the solvers first and log the plan's estimated time (pipeline/preview.py)
+    ray: EvaluationRay = EvaluationRay()
 
     @field_validator("selection", "image_free")
     @classmethod
@@ -385,8 +393,28 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise ParamsError(f"{source}: " + "; ".join(problems)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """``params.yaml`` as a validated :class:`Params` (the one way stages read their knobs)."""
+def apply_overrides(raw: dict | None, sets=()) -> dict:
+    """``raw`` with ``section.key=value`` overrides (YAML values), as ``dvc exp run -S`` applies them."""
+    raw = dict(raw or {})
+    for item in sets:
+        if "=" not in item:
+            raise ParamsError(f"-S {item!r}: expected section.key=value")
+        path, value = item.split("=", 1)
+        *parents, leaf = path.strip().split(".")
+        node = raw
+        for k in parents:
+            node[k] = dict(node.get(k) or {})
+            node = node[k]
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ParamsError(f"-S {item!r}: the value is not valid YAML") from None
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml", sets=()) -> Params:
+    """``params.yaml`` as a validated :class:`Params` (the one way stages read their knobs); ``sets``:
+    ``section.key=value`` overrides (:func:`apply_overrides`)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -394,7 +422,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_params(raw, str(path))
+    return parse_params(apply_overrides(raw, sets) if sets else raw, str(path))
 
 
 def project_path(path: str | Path) -> Path:
