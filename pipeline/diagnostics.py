@@ -17,23 +17,39 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
+def domain_means(blocks, n_classes: int) -> dict:
+    """{domain: (mean feature, {class index: mean feature of its rows})} from ``(domain, features, labels)``
+    blocks, one domain at a time (float64 sums)."""
+    out = {}
+    for d, Xd, yd in blocks:
+        Xd, yd = np.asarray(Xd, np.float64), np.asarray(yd)
+        out[d] = (Xd.mean(0) if len(Xd) else None,
+                  {k: Xd[yd == k].mean(0) for k in range(n_classes) if (yd == k).any()})
+    return out
+
+
 def direction_alignment(X: np.ndarray, domains, labels, text: dict[str, np.ndarray], domain_list: list[str],
                         classes: list[str]) -> pd.DataFrame:
-    """One row per ordered pair (s != t): overall cosine, per-class cosines and their mean."""
-    X = np.asarray(X, np.float64)
+    """One row per ordered pair (s != t): overall cosine, per-class cosines and their mean (features in memory)."""
     domains, labels = np.asarray(domains), np.asarray(labels)
+    blocks = ((d, X[domains == d], labels[domains == d]) for d in domain_list)
+    return alignment_from_means(domain_means(blocks, len(classes)), text, domain_list, classes)
+
+
+def alignment_from_means(means: dict, text: dict[str, np.ndarray], domain_list: list[str],
+                         classes: list[str]) -> pd.DataFrame:
+    """:func:`direction_alignment` from :func:`domain_means` (a stage streams the store by domain)."""
     rows = []
     for s in domain_list:
         for t in domain_list:
             if s == t:
                 continue
             txt = np.asarray(text[t], np.float64) - np.asarray(text[s], np.float64)
-            row = {"source": s, "target": t,
-                   "alignment_cos": _cos(X[domains == t].mean(0) - X[domains == s].mean(0), txt)}
+            row = {"source": s, "target": t, "alignment_cos": _cos(means[t][0] - means[s][0], txt)}
             per_class = []
             for k, c in enumerate(classes):
-                ms, mt = (domains == s) & (labels == k), (domains == t) & (labels == k)
-                v = _cos(X[mt].mean(0) - X[ms].mean(0), txt) if ms.any() and mt.any() else np.nan
+                ms, mt = means[s][1].get(k), means[t][1].get(k)
+                v = _cos(mt - ms, txt) if ms is not None and mt is not None else np.nan
                 row[f"alignment_cos_{c}"] = v
                 per_class.append(v)
             present = [v for v in per_class if np.isfinite(v)]  # a class absent from s or t has no direction

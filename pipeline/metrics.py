@@ -15,16 +15,19 @@ def mean_cosine(t: np.ndarray, X: np.ndarray) -> float:
 def similarity_table(descriptions: list[tuple[str, np.ndarray]], X: np.ndarray, domains_of_x: np.ndarray,
                      domains: list[str]) -> pd.DataFrame:
     """One row per (description text, E_T vector), one column per image domain: mean cosine
-    (the paper's Table 1)."""
+    (the paper's Table 1), from features in memory."""
     domains_of_x = np.asarray(domains_of_x)
-    rows = []
-    for text, t in descriptions:
-        row = {"description": text}
-        for d in domains:
-            sel = domains_of_x == d
-            row[d] = mean_cosine(t, X[sel]) if sel.any() else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["description", *domains])
+    return similarity_from_blocks(descriptions, ((d, X[domains_of_x == d]) for d in domains), domains)
+
+
+def similarity_from_blocks(descriptions: list[tuple[str, np.ndarray]], blocks, domains: list[str]) -> pd.DataFrame:
+    """:func:`similarity_table` from ``(domain, features)`` blocks, one domain at a time (a stage streams
+    them from the store: memory is one domain's features)."""
+    cols = {d: [float("nan")] * len(descriptions) for d in domains}
+    for d, Xd in blocks:
+        if len(Xd):
+            cols[d] = [mean_cosine(t, Xd) for _, t in descriptions]
+    return pd.DataFrame({"description": [text for text, _ in descriptions], **cols}, columns=["description", *domains])
 
 
 def own_description_top1(table: pd.DataFrame, own: list[str]) -> float:

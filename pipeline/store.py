@@ -134,16 +134,17 @@ def check_finite(path, df: pd.DataFrame, emb: np.ndarray) -> None:
                              f"({int(bad.sum())} row(s) in all); nothing downstream may use it")
 
 
-def read_table(path: str | Path, vector: str = EMBEDDING) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+def read_table(path: str | Path, vector: str = EMBEDDING, filters=None) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
     """Read a store written by :func:`write_table`: (columns, the ``vector`` column as a float32 matrix or
-    None when the store has no such column, metadata); other vector columns are not read.
+    None when the store has no such column, metadata); other vector columns are not read. ``filters``:
+    pyarrow's row filters (e.g. ``[("domain", "=", "sketch")]``): only those rows are read.
     A NaN / inf vector is refused (:class:`NonFiniteError`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
     schema = pq.read_schema(path)
     vectors = [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
-    table = pq.read_table(path, columns=[n for n in schema.names if n not in vectors or n == vector])
+    table = pq.read_table(path, columns=[n for n in schema.names if n not in vectors or n == vector], filters=filters)
     meta = json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
     emb = None
     if vector in table.column_names:
@@ -155,6 +156,29 @@ def read_table(path: str | Path, vector: str = EMBEDDING) -> tuple[pd.DataFrame,
     if emb is not None:
         check_finite(path, df, emb)
     return df, emb, meta
+
+
+def iter_domains(path: str | Path, domains, vector: str = EMBEDDING, locator: str | Path | None = "data/paths.parquet",
+                 stage: str = "this stage") -> Iterator[tuple[str, pd.DataFrame, np.ndarray]]:
+    """(domain, its rows, its ``vector`` matrix) one domain at a time: a stage that needs per-domain
+    statistics holds one domain's features, not the store's. Checked as :func:`read_feature_stores` checks."""
+    for d in domains:
+        try:
+            df, X, _ = read_table(path, vector, filters=[("domain", "=", d)])
+        except NonFiniteError as exc:  # the row number counts within the domain's rows
+            msg = str(exc).replace(f"{path}: row ", f"{path}: domain {d}, its row ", 1)
+            raise NonFiniteError(f"{msg}{_paths_of(exc, locator)}") from None
+        yield d, df, require_vectors(path, X, vector, stage)
+
+
+def read_checked_prompts(images: str | Path, prompts: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The prompt store (rows, vectors), refused if another model embedded it than the image store's
+    (whose vectors are not read: stream them with :func:`iter_domains`)."""
+    txt, T, txt_meta = read_table(prompts)
+    if not Path(images).exists():
+        raise FileNotFoundError(f"{images} does not exist; run the stage that produces it (`dvc repro`)")
+    check_same_model(images, read_metadata(images), prompts, txt_meta)
+    return txt, T
 
 
 def require_vectors(path, emb: np.ndarray | None, column: str, stage: str) -> np.ndarray:

@@ -6,10 +6,10 @@ import typer
 from _common import read_params, run
 
 from pipeline.coverage import present_domains
-from pipeline.diagnostics import accuracy_drops, direction_alignment, gap_vs_drop
+from pipeline.diagnostics import accuracy_drops, alignment_from_means, domain_means, gap_vs_drop
 from pipeline.prompts import description_vectors
 from pipeline.reports import scatter_panels
-from pipeline.store import read_feature_stores, read_json, write_csv, write_json
+from pipeline.store import iter_domains, read_checked_prompts, read_json, read_table, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -18,12 +18,14 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
     read_params(params)
-    img, X, txt, T = read_feature_stores(images, prompts, stage="diagnostics")
-    domains = present_domains(img, read_json(labels / "domains.json")["domains"], "diagnostics")
+    txt, T = read_checked_prompts(images, prompts)
+    domains = present_domains(read_table(images, vector="-")[0], read_json(labels / "domains.json")["domains"], "diagnostics")
     classes = read_json(labels / "classes.json")["classes"]
+    blocks = ((d, X, df["label"]) for d, df, X in iter_domains(images, domains, stage="diagnostics"))
+    means = domain_means(blocks, len(classes))  # one domain's features in memory at a time
     acc = pd.read_csv(out_dir / "accuracy.csv")
     table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
-    align = {kind: direction_alignment(X, img["domain"], img["label"], vectors, domains, classes)
+    align = {kind: alignment_from_means(means, vectors, domains, classes)
              for kind, vectors in description_vectors(txt, T).items()}
     avg = align["domain_avg"][["source", "target", "alignment_cos", "alignment_cos_class_mean"]]
     table = align["domain"].merge(avg, on=["source", "target"], suffixes=("", "_avg_description")).merge(

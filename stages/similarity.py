@@ -5,9 +5,9 @@ import pandas as pd
 import typer
 from _common import read_params, run
 
-from pipeline.metrics import own_description_top1, similarity_table
+from pipeline.metrics import own_description_top1, similarity_from_blocks
 from pipeline.reports import heatmap
-from pipeline.store import read_feature_stores, read_json, write_csv, write_json
+from pipeline.store import iter_domains, read_checked_prompts, read_json, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -17,13 +17,20 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
          prompts: Path = Path("features/prompts.parquet"), out_dir: Path = Path("reports")) -> None:
     read_params(params)
     domains = read_json(labels / "domains.json")["domains"]
-    img, X, txt, T = read_feature_stores(images, prompts, stage="similarity")
-    tables, summary = [], {}
-    for kind, label in (("domain", "single"), ("domain_avg", "class_averaged")):
+    txt, T = read_checked_prompts(images, prompts)
+    kinds = (("domain", "single"), ("domain_avg", "class_averaged"))
+    descs = {}
+    for kind, _ in kinds:
         rows = [txt.index[(txt["kind"] == kind) & (txt["domain"] == d)] for d in domains]
-        descs = [(txt.at[r[0], "text"], T[r[0]]) for r in rows if len(r)]
-        t = similarity_table(descs, X, img["domain"].to_numpy(), domains)
-        summary[label] = {"own_description_top1": own_description_top1(t, [d for d, _ in descs])}
+        descs[kind] = [(txt.at[r[0], "text"], T[r[0]]) for r in rows if len(r)]
+    every = [d for kind, _ in kinds for d in descs[kind]]  # one pass over the store, one domain at a time
+    blocks = ((d, X) for d, _, X in iter_domains(images, domains, stage="similarity"))
+    both = similarity_from_blocks(every, blocks, domains)
+    tables, summary, at = [], {}, 0
+    for kind, label in kinds:
+        t = both.iloc[at:at + len(descs[kind])].reset_index(drop=True)
+        at += len(descs[kind])
+        summary[label] = {"own_description_top1": own_description_top1(t, [d for d, _ in descs[kind]])}
         tables.append(t)
     table = pd.concat(tables, ignore_index=True)
     write_csv(out_dir / "similarity.csv", table)

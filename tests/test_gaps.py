@@ -139,3 +139,36 @@ def test_subset_size_above_half_the_smallest_domain_is_refused_or_clamped_and_re
     assert (t["ci_high"] > t["ci_low"]).all()  # never the zero-width interval of a clamp to the whole domain
     _, info = gap_table(X, labels, ["a", "b"], Gap(metrics=["fid"], subset_size=40))  # FID uses no subsets
     assert info["subset_size"] is None
+
+
+def test_blockwise_kernel_sums_equal_the_full_matrices():
+    """Every kernel estimate is taken block by block (bounded memory whatever the set sizes): on small data
+    with blocks smaller than the sets, the sums, the unbiased MMD^2 and CMMD's value and bootstrap
+    replicates equal the full-matrix formulas."""
+    from pipeline.gaps.base import block_sums, rbf, unbiased_mmd2, unbiased_mmd2_of
+    from pipeline.gaps.cmmd import CMMD_SCALE, CMMD_SIGMA, vstat
+    from pipeline.operators.base import l2_normalize
+
+    rng = np.random.default_rng(3)
+    A, B = rng.normal(size=(53, 6)), rng.normal(0.3, 1.0, size=(41, 6))
+    W, V = rng.random((4, 53)), rng.random((4, 41))
+    k = lambda P, Q: rbf(P, Q, 2.0)  # noqa: E731
+    for block in (7, 16, 100):
+        total, trace, forms = block_sums(k, A, W=W, block=block)
+        K = k(A, A)
+        assert total == pytest.approx(K.sum(), rel=1e-12) and trace == pytest.approx(np.trace(K), rel=1e-12)
+        np.testing.assert_allclose(forms, np.einsum("ri,ij,rj->r", W, K, W), rtol=1e-12)
+        total, trace, forms = block_sums(k, A, B, W=W, V=V, block=block)
+        assert total == pytest.approx(k(A, B).sum(), rel=1e-12) and trace == 0
+        np.testing.assert_allclose(forms, np.einsum("ri,ij,rj->r", W, k(A, B), V), rtol=1e-12)
+        assert unbiased_mmd2_of(k, A, B, block=block) == pytest.approx(unbiased_mmd2(K, k(B, B), k(A, B)), rel=1e-10)
+    An, Bn = l2_normalize(A), l2_normalize(B)
+    Kaa, Kbb, Kab = rbf(An, An, CMMD_SIGMA), rbf(Bn, Bn, CMMD_SIGMA), rbf(An, Bn, CMMD_SIGMA)
+    wa, wb = W / W.sum(1, keepdims=True), V / V.sum(1, keepdims=True)
+    value, reps = vstat(A.astype(np.float32), B.astype(np.float32), wa, wb)
+    A32, B32 = l2_normalize(A.astype(np.float32).astype(np.float64)), l2_normalize(B.astype(np.float32).astype(np.float64))
+    K32 = [rbf(P, Q, CMMD_SIGMA) for P, Q in ((A32, A32), (B32, B32), (A32, B32))]
+    assert value == pytest.approx(K32[0].mean() + K32[1].mean() - 2 * K32[2].mean(), rel=1e-9)
+    full = [wa[r] @ K32[0] @ wa[r] + wb[r] @ K32[1] @ wb[r] - 2 * wa[r] @ K32[2] @ wb[r] for r in range(4)]
+    np.testing.assert_allclose(reps, full, rtol=1e-9)
+    assert CMMD_SCALE * (Kaa.mean() + Kbb.mean() - 2 * Kab.mean()) == pytest.approx(CMMD_SCALE * vstat(A, B)[0], rel=1e-9)

@@ -115,7 +115,7 @@ def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap())
 
     GAP_METRICS.check(gap.metrics)
     dom = np.asarray(domains_of_x)
-    feats = {d: np.asarray(X[dom == d], np.float64) for d in domains}
+    feats = {d: np.asarray(X[dom == d]) for d in domains}  # as stored (float32): the metrics compute in float64, by block
     seeds = np.random.SeedSequence(gap.seed)
     rng = np.random.default_rng(seeds.spawn(1)[0])
     metrics = {name: GAP_METRICS[name](gap, feats, rng) for name in gap.metrics}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GAP_METRICS, GapMetric, rbf, sq_dists, unbiased_mmd2
+from .base import GAP_METRICS, GapMetric, rbf, sq_dists, unbiased_mmd2_of
 
 
 def median_bandwidth(X: np.ndarray, Y: np.ndarray, max_points: int = 1000, seed: int = 0) -> float:
@@ -17,15 +17,15 @@ def median_bandwidth(X: np.ndarray, Y: np.ndarray, max_points: int = 1000, seed:
 
 
 def rbf_mmd2(X: np.ndarray, Y: np.ndarray, sigma: float) -> float:
-    """Unbiased MMD^2 with the Gaussian kernel exp(-||x-y||^2 / (2 sigma^2))."""
-    return unbiased_mmd2(rbf(X, X, sigma), rbf(Y, Y, sigma), rbf(X, Y, sigma))
+    """Unbiased MMD^2 with the Gaussian kernel exp(-||x-y||^2 / (2 sigma^2)), blockwise."""
+    return unbiased_mmd2_of(lambda A, B: rbf(A, B, sigma), X, Y)
 
 
 @GAP_METRICS.register("mmd")
 class MMD(GapMetric):
     def __init__(self, gap, feats, rng):
         super().__init__(gap, feats, rng)
-        pooled = np.concatenate([f[rng.choice(len(f), min(len(f), 250), replace=False)] for f in feats.values()])
+        pooled = np.concatenate([f[rng.choice(len(f), min(len(f), 250), replace=False)] for f in feats.values()]).astype(np.float64)
         self.sigma = median_bandwidth(pooled, pooled[:0], seed=gap.seed)
 
     def subset(self, A, B):
