@@ -4,8 +4,10 @@ A *cell* is one fitted-and-scored unit of the grid: (features, trial partition, 
 its hyper-parameters, probe and its hyper-parameters). Its key is the sha256 of all of those *and* of
 the source of the ``pipeline`` package, so a code change never serves a stale number. Its value is
 its accuracies (source validation, target validation, target test) and their row counts. New cells
-are appended as one Parquet shard per run (atomically); a sweep that changes one value recomputes
-only the cells whose key changed. The directory is ours, not DVC's (like ``embed.cache_dir``).
+are appended as one Parquet shard per run (atomically), each cell with the code version that made it;
+a sweep that changes one value recomputes only the cells whose key changed. The directory is ours, not
+DVC's (like ``embed.cache_dir``); :func:`cache_report` says its size per code version and
+:func:`prune` drops the cells of versions no longer in use (``clipdg cells --prune``).
 """
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ class CellCache:
                 self.values.update(zip(df["key"], df[VALUE_COLUMNS].to_dict("records")))
         self.hits = 0
 
+    def shards(self) -> list[Path]:
+        return sorted(self.root.glob("cells-*.parquet")) if self.root and self.root.is_dir() else []
+
     def get(self, key: str) -> dict | None:
         v = self.values.get(key)
         self.hits += v is not None
@@ -78,6 +83,47 @@ class CellCache:
         keys = sorted(self.new)
         name = f"cells-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:24]}.parquet"
         df = pd.DataFrame([{"key": k, **self.new[k]} for k in keys], columns=["key", *VALUE_COLUMNS])
-        write_table(self.root / name, df)
+        write_table(self.root / name, df.assign(code=code_version()))
         self.new = {}
         return self.root / name
+
+
+def cache_report(root: str | Path) -> dict:
+    """Size of the cell cache at ``root``: shards, bytes, and cells per code version (``"unknown"``: shards
+    written before versions were recorded); ``current`` is this checkout's version."""
+    root = Path(root)
+    shards = sorted(root.glob("cells-*.parquet")) if root.is_dir() else []
+    versions: dict[str, int] = {}
+    for shard in shards:
+        try:
+            df = read_table(shard)[0]
+        except (OSError, ArrowException):
+            versions["unreadable"] = versions.get("unreadable", 0) + 1
+            continue
+        for v, n in (df["code"].value_counts().items() if "code" in df else [("unknown", len(df))]):
+            versions[v] = versions.get(v, 0) + int(n)
+    return {"root": str(root), "shards": len(shards), "bytes": sum(s.stat().st_size for s in shards),
+            "cells": sum(versions.values()), "current": code_version(), "by_version": versions}
+
+
+def prune(root: str | Path, keep=None) -> dict:
+    """Drop every cell whose code version is not in ``keep`` (default: this checkout's): a shard left empty
+    is deleted, one partly kept is rewritten atomically. Returns {"kept", "dropped", "bytes_before",
+    "bytes_after"}. Other checkouts (branches) sharing the directory keep theirs only if named in ``keep``."""
+    keep = set(keep or [code_version()])
+    root = Path(root)
+    before = cache_report(root)["bytes"]
+    kept = dropped = 0
+    for shard in sorted(root.glob("cells-*.parquet")) if root.is_dir() else []:
+        try:
+            df = read_table(shard)[0]
+        except (OSError, ArrowException):
+            shard.unlink(missing_ok=True)
+            continue
+        mask = df["code"].isin(keep) if "code" in df else pd.Series(False, index=df.index)
+        kept, dropped = kept + int(mask.sum()), dropped + int((~mask).sum())
+        if not mask.any():
+            shard.unlink()
+        elif not mask.all():
+            write_table(shard, df[mask].reset_index(drop=True))
+    return {"kept": kept, "dropped": dropped, "bytes_before": before, "bytes_after": cache_report(root)["bytes"]}

@@ -214,6 +214,25 @@ def plan(params: Path = typer.Option(Path("params.yaml"), help="the params file"
     typer.echo(json.dumps(pv.as_dict(), indent=1) if as_json else pv.line())
 
 
+@app.command()
+def cells(params: Path = typer.Option(Path("params.yaml"), help="the params file (evaluation.cache_dir)"),
+          do_prune: bool = typer.Option(False, "--prune", help="drop the cells of code versions other than this checkout's"),
+          keep: list[str] = typer.Option([], "--keep", help="also keep this code version (repeatable; e.g. another branch's)")) -> None:
+    """The cell cache's size (shards, bytes, cells per code version); --prune drops the versions not in use."""
+    from .cellcache import cache_report, code_version, prune
+    from .params import load_params, project_path
+
+    root = project_path(_run(lambda: load_params(params)).evaluation.cache_dir)
+    if do_prune:
+        r = prune(root, {code_version(), *keep})
+        typer.echo(f"pruned {root}: {r['dropped']:,} cells dropped, {r['kept']:,} kept; "
+                   f"{r['bytes_before'] / 2**20:.1f} MiB -> {r['bytes_after'] / 2**20:.1f} MiB")
+    rep = cache_report(root)
+    typer.echo(f"{root}: {rep['cells']:,} cells in {rep['shards']} shards, {rep['bytes'] / 2**20:.1f} MiB")
+    for version, n in sorted(rep["by_version"].items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  {version:<16} {n:>10,} cells{'  (this checkout)' if version == rep['current'] else ''}")
+
+
 def main() -> None:  # the console script
     sys.exit(app())
 

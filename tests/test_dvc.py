@@ -214,9 +214,23 @@ def test_miniclip_is_trained_by_the_dag_and_reruns_what_it_embedded(tmp_path, pa
                         evaluation={"trials": 1, "selection": ["train_val"]}, promptstyler={"k": 2, "iterations": 2},
                         gap={"metrics": ["fid"], "subset_size": 5, "n_boot": 3})
     assert repro(proj) == ALL
+    # --- a team's shared cache: push to a remote, then a fresh clone pulls and reruns nothing expensive
+    remote = tmp_path / "remote"
+    sh(proj, "dvc", "remote", "add", "-d", "team", str(remote))
+    commit(proj, "transformers CLIP run")
+    sh(proj, "dvc", "push")
+    sh(tmp_path, "git", "clone", "-q", str(proj), "clone")
+    clone = tmp_path / "clone"
+    sh(clone, "dvc", "pull")
+    assert repro(clone) == ALWAYS  # prepare rescans file stats, model fingerprints the model: nothing else
     # --- the pipeline's own CLIP: train_clip trains it, and everything it embeds reruns with it
     edit_params(proj, lambda p: p["model"].update(name="models/miniclip"))
     assert repro(proj) == ALL
+    commit(proj, "MiniCLIP run")
+    sh(proj, "dvc", "push")
+    sh(clone, "git", "pull", "-q")
+    sh(clone, "dvc", "pull")
+    assert repro(clone) == ALWAYS and (clone / "models/miniclip/miniclip.json").is_file()
     ret = pd.read_csv(proj / "reports/retrieval.csv")
     assert list(ret.columns) == ["pairing", "split", "n_images", "n_captions", "top1", "top5"]
     assert set(ret["split"]) == {"train", "test"} and (ret["n_captions"] == 28).all()

@@ -312,3 +312,29 @@ def test_an_unknown_probe_is_refused_naming_probes_and_adapters():
     with pytest.raises(ParamsError, match=r"classifier.probes: unknown probe or adapter 'svn' \(did you mean 'svm'\?\); "
                                           r"choose from \[.*'dann'.*'svm'\]"):
         run(images, X, text, params(classifier={"probes": ["logreg", "svn"]}))
+
+
+def test_the_cell_cache_reports_its_size_and_prunes_old_code_versions(tmp_path, monkeypatch):
+    """Each cell records the code version that made it; pruning drops the versions not in use, keeps the
+    rest (a shard partly kept is rewritten) and the kept cells still serve the next run."""
+    import pipeline.cellcache as cc
+
+    images, X, text, _ = synthetic()
+    root = tmp_path / "cells"
+    monkeypatch.setattr(cc, "code_version", lambda: "old0000000000000")
+    cache = CellCache(root)
+    run(images, X, text, params(), cache=cache)
+    cache.save()
+    old = cc.cache_report(root)
+    assert old["by_version"] == {"old0000000000000": old["cells"]} and old["shards"] == 1 and old["bytes"] > 0
+    monkeypatch.setattr(cc, "code_version", lambda: "new0000000000000")
+    cache = CellCache(root)
+    _, info = run(images, X, text, params(), cache=cache)
+    assert info["computed"] == info["cells"]  # another code version: nothing served
+    cache.save()
+    assert cc.cache_report(root)["by_version"] == {"old0000000000000": old["cells"], "new0000000000000": info["cells"]}
+    r = cc.prune(root)
+    assert (r["dropped"], r["kept"]) == (old["cells"], info["cells"]) and r["bytes_after"] < r["bytes_before"]
+    assert cc.cache_report(root)["by_version"] == {"new0000000000000": info["cells"]}
+    _, again = run(images, X, text, params(), cache=CellCache(root))
+    assert again["computed"] == 0
