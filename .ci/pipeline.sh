@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Run `dvc repro` in a scratch clone of HEAD on 10 images per PACS domain x class with a tiny random
-# CLIP (seed 0), store the headline metrics as ci/*.json and diff them against HEAD~1's.
-# `bash .ci/pipeline.sh --update` copies the fresh ci/*.json back into this checkout to commit; run it in CI's
+# Run `dvc repro` in a scratch clone of HEAD on 60 images per PACS domain x class with the pipeline's own
+# MiniCLIP trained inside the run (a model with real signal: zero-shot well above chance), store the headline
+# metrics as ci/metrics.json and the training curves as ci/plots/, diff both against HEAD~1's and render the
+# report (markdown + images, as CML's workflow does) into ci-report/ of this checkout. Then plant a broken
+# classifier (probes fit on shuffled labels), rerun, and fail unless the diff moves.
+# `bash .ci/pipeline.sh --update` copies the fresh ci/ files back into this checkout to commit; run it in CI's
 # environment (`env -i HOME=$HOME PATH=.venv/bin:/usr/bin:/bin bash .ci/pipeline.sh --update`): a BLAS kernel
-# choice such as OPENBLAS_CORETYPE moves the third digit of the ill-conditioned single-source CORAL cells.
+# choice such as OPENBLAS_CORETYPE moves the third digit of some cells.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 PACS_ROOT=${PACS_ROOT:-$(dirname "$repo")/shared/pacs}
@@ -11,8 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1
 
-clipdg random-clip "$work/clip" --preset tiny --seed 0 > /dev/null
-python -c "from pipeline.data import make_subset; make_subset('$PACS_ROOT', '$work/pacs', 10)"
+python -c "from pipeline.data import make_subset; make_subset('$PACS_ROOT', '$work/pacs', 60)"
 git clone -q "$repo" "$work/repo"
 cd "$work/repo"
 python - "$work" <<'PY'
@@ -20,28 +22,45 @@ import sys, yaml
 work = sys.argv[1]
 p = yaml.safe_load(open("params.yaml"))
 p["data"]["root"] = f"{work}/pacs"
-p["model"]["name"] = f"{work}/clip"
-p["embed"]["batch_size"] = 32
-p["clip"].update(pairings=[["resnet", "minilm"]], use=["resnet", "minilm"], image_size=32, embed_dim=16,
-                 resnet={"width": 8, "blocks": 1}, epochs=1, batch_size=32)
+p["model"]["name"] = "models/miniclip"  # trained by stage train_clip on the subset's train split
+p["clip"].update(pairings=[["resnet", "minilm"]], use=["resnet", "minilm"], image_size=32, embed_dim=32,
+                 resnet={"width": 16, "blocks": 1}, epochs=10, batch_size=64, lr=0.003)
+p["classifier"]["dann"]["steps"] = 100
 p["promptstyler"].update(k=4, iterations=10)
-p["gap"]["subset_size"] = 30  # 70 images per domain: two disjoint subsets of at most 35
+p["evaluation"]["image_free"] = ["zeroshot", "promptstyler"]
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
+git -c user.name=ci -c user.email=ci@ci commit -qam "CI params"
 start=$(date +%s)
 dvc repro > "$work/repro.log" 2>&1 || { tail -n 60 "$work/repro.log"; echo "dvc repro failed"; exit 1; }
-grep -E "^(Running stage|prepare:|model:|embed_images:|embed_prompts:)" "$work/repro.log"
-grep -q '"trained": false' reports/retrieval.json || { echo "train_clip trained a MiniCLIP with a transformers model.name"; exit 1; }
+grep -E "^(Running stage|prepare:|model:|embed_images:|embed_prompts:|evaluate:)" "$work/repro.log"
 echo "dvc repro: $(( $(date +%s) - start )) s"
-mkdir -p ci
+python - <<'PY'
+import json
+m = json.load(open("reports/metrics.json"))
+chance = 1 / len(json.load(open("data/classes.json"))["classes"])
+zs = m["zeroshot"]["zeroshot"]["mean"]
+print(f"zero-shot {zs:.4f} (chance {chance:.4f}); LODO logreg {m['lodo']['logreg']['mean']:.4f}")
+assert zs > 2 * chance, f"CI's MiniCLIP has no signal: zero-shot {zs} <= 2 x chance {2 * chance:.4f}"
+PY
+rm -rf ci/plots && mkdir -p ci/plots
 cp reports/metrics.json ci/metrics.json
-cp reports/domain_gap.json ci/domain_gap.json
-cp reports/diagnostics.json ci/diagnostics.json
+for s in train_clip learn_styles train_arcface; do cp -r "reports/$s/plots/metrics" "ci/plots/$s"; done
 base=HEAD~1
 git rev-parse -q --verify "$base" > /dev/null || base=HEAD
-echo "== dvc metrics diff $base (ci/*.json: CI subset + random CLIP)"
-dvc metrics diff "$base" --targets ci/metrics.json ci/domain_gap.json ci/diagnostics.json --md --all
+echo "== dvc metrics diff $base (ci/metrics.json: CI subset + MiniCLIP trained in CI)"
+dvc metrics diff "$base" --targets ci/metrics.json --md --all
+rm -rf "$repo/ci-report"
+clipdg report --base "$base" --out "$repo/ci-report" --metrics ci/metrics.json --plots ci/plots > /dev/null
+echo "report (metrics diff + $(ls "$repo/ci-report/plots" | wc -l) plot images): $repo/ci-report/report.md"
 if [ "${1:-}" = "--update" ]; then
-  cp ci/metrics.json ci/domain_gap.json ci/diagnostics.json "$repo/ci/"
-  echo "updated $repo/ci/{metrics,domain_gap,diagnostics}.json"
+  rm -rf "$repo/ci/plots" "$repo/ci/domain_gap.json" "$repo/ci/diagnostics.json"
+  cp -r ci/metrics.json ci/plots "$repo/ci/"
+  echo "updated $repo/ci/metrics.json and $repo/ci/plots"
 fi
+
+echo "== planted breakage: probes fit on shuffled labels"
+cp reports/metrics.json "$work/good.json"
+python "$repo/.ci/plant_breakage.py" .
+dvc repro > "$work/broken.log" 2>&1 || { tail -n 40 "$work/broken.log"; echo "dvc repro (planted) failed"; exit 1; }
+python "$repo/.ci/check_breakage.py" "$work/good.json" reports/metrics.json

@@ -52,13 +52,19 @@ class ArcFace(ClassifierMixin, BaseEstimator):
         yt = torch.as_tensor(yi)
         W = (torch.randn(len(self.classes_), X.shape[1], generator=g) * 0.01).requires_grad_()
         opt = torch.optim.SGD([W], lr=self.lr, momentum=self.momentum)
-        for _ in range(self.epochs):
+        self.history_ = []  # per epoch: mean training loss and training accuracy (the DVC plot of train_arcface)
+        for epoch in range(self.epochs):
+            total = 0.0
             for idx in torch.randperm(len(X), generator=g).split(self.batch_size):
                 cos = X[idx] @ torch.nn.functional.normalize(W, dim=1).T
                 loss = torch.nn.functional.cross_entropy(arcface_logits(cos, yt[idx], self.s, self.m), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                total += loss.item() * len(idx)
+            with torch.no_grad():
+                acc = float(((X @ torch.nn.functional.normalize(W, dim=1).T).argmax(1) == yt).float().mean())
+            self.history_.append({"epoch": epoch, "loss": total / len(X), "train_accuracy": acc})
         self.coef_ = torch.nn.functional.normalize(W.detach(), dim=1).numpy().astype(np.float64)
         return self
 

@@ -8,6 +8,7 @@
     clipdg fingerprint MODEL        what stage model would write to models/model.json
     clipdg plan [-S key=value]      what stage evaluate would compute and how long it should take (fits nothing)
     clipdg cells [--prune]          the cell cache's size per code version; prune the versions not in use
+    clipdg report --base REV        metrics diff + every plot of `dvc plots diff` as images, in report.md (CI / PRs)
 
 Known input errors print one line and exit 1, as the stages do.
 """
@@ -231,6 +232,18 @@ def cells(params: Path = typer.Option(Path("params.yaml"), help="the params file
     typer.echo(f"{root}: {rep['cells']:,} cells in {rep['shards']} shards, {rep['bytes'] / 2**20:.1f} MiB")
     for version, n in sorted(rep["by_version"].items(), key=lambda kv: -kv[1]):
         typer.echo(f"  {version:<16} {n:>10,} cells{'  (this checkout)' if version == rep['current'] else ''}")
+
+
+@app.command()
+def report(base: str = typer.Option("HEAD", help="the revision to compare the workspace with"),
+           out: Path = typer.Option(Path("report"), help="the directory for report.md and its images"),
+           metrics: list[str] = typer.Option([], help="metrics targets (default: dvc.yaml's)"),
+           plots: list[str] = typer.Option([], help="plots targets (default: dvc.yaml's)")) -> None:
+    """A pull-request report as CML's workflow makes one: `dvc metrics diff` (markdown) and every plot of
+    `dvc plots diff` as a PNG, in OUT/report.md; prints its path (post it with `gh pr comment --body-file`)."""
+    from .cireport import make_report
+
+    typer.echo(_run(lambda: make_report(out, base, metrics or None, plots or None)))
 
 
 def main() -> None:  # the console script

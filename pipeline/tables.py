@@ -88,13 +88,26 @@ def latex(summary: pd.DataFrame, domains: list[str], caption: str) -> str:
     return "\n".join(out)
 
 
-def headline(summary: pd.DataFrame) -> dict:
-    """metrics.json: {protocol: {selection: {method: {mean, se}}}} of the Avg column (None for a NaN)."""
+def _clean(v) -> float | None:
+    return round(float(v), 4) if np.isfinite(v) else None
+
+
+def all_metrics(summary: pd.DataFrame) -> dict:
+    """metrics_all.json: {protocol: {selection: {method: {mean, se}}}} of the Avg column (None for a NaN)."""
     out: dict = {}
-    avg = summary[summary.target == "Avg"]
+    for r in summary[summary.target == "Avg"].itertuples():
+        out.setdefault(r.protocol, {}).setdefault(r.selection, {})[r.method] = {"mean": _clean(r.mean), "se": _clean(r.se)}
+    return out
+
+
+def headline(summary: pd.DataFrame, selection: str = "train_val") -> dict:
+    """metrics.json, the one DVC metrics file (small enough for `dvc exp show`): {protocol: {method: {mean, se}}}
+    of the Avg column under ``selection`` (DomainBed's training-domain validation), image-free methods as
+    they are (they select nothing)."""
+    out: dict = {}
+    avg = summary[(summary.target == "Avg") & summary.selection.isin([selection, "-"])]
     for r in avg.itertuples():
-        clean = lambda v: round(float(v), 4) if np.isfinite(v) else None  # noqa: E731
-        out.setdefault(r.protocol, {}).setdefault(r.selection, {})[r.method] = {"mean": clean(r.mean), "se": clean(r.se)}
+        out.setdefault(r.protocol, {})[r.method] = {"mean": _clean(r.mean), "se": _clean(r.se)}
     return out
 
 

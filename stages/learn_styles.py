@@ -8,6 +8,7 @@ import typer
 from _common import read_params, run
 
 from pipeline.encoders import load_checked_encoder, provenance
+from pipeline.livelog import log_curves
 from pipeline.promptstyler import learn_styles, mean_abs_cos
 from pipeline.store import read_json, write_csv, write_json, write_table
 
@@ -30,6 +31,7 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model:
     write_table(out, df, F, metadata=meta)
     write_table(words, pd.DataFrame({"style": range(len(styles.words))}), styles.words, metadata=meta)
     write_csv(log, styles.log)
+    log_curves(report.parent / "learn_styles", styles.log, "style", ["l_style", "l_content"])  # DVC plots: per style
     summary = {"k": ps.k, "iterations": ps.iterations, "style_mean_abs_cos": round(mean_abs_cos(styles.style_features), 4),
                "content_accuracy": round(styles.content_accuracy(), 4),
                "seconds_per_style": round(float(styles.log["seconds"].mean()), 3), "device": encoder.device}

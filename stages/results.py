@@ -1,5 +1,6 @@
 """Stage results: DomainBed-style tables from reports/accuracy.csv -> reports/results.md, results.tex and
-reports/metrics.json (mean and SE over trials of every Avg cell, for `dvc metrics diff`)."""
+reports/metrics.json (the headline for `dvc metrics diff` / `dvc exp show`: training-domain validation's Avg,
+mean and SE over trials, per protocol x method) and reports/metrics_all.json (every selection method)."""
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import typer
 from _common import read_params, run
 
 from pipeline.store import write_json, write_text
-from pipeline.tables import features_text, headline, latex, markdown, summarize, validation_text
+from pipeline.tables import all_metrics, features_text, headline, latex, markdown, summarize, validation_text
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -27,6 +28,7 @@ def main(params: Path = Path("params.yaml"), accuracy: Path = Path("reports/accu
     write_text(out_dir / "results.md", markdown(summary, info["domains"], caption))
     write_text(out_dir / "results.tex", latex(summary, info["domains"], caption))
     write_json(out_dir / "metrics.json", headline(summary))
+    write_json(out_dir / "metrics_all.json", all_metrics(summary))
     print(markdown(summary, info["domains"], caption))
 
 

@@ -5,7 +5,10 @@ from pathlib import Path
 import typer
 from _common import read_params, run
 
+import pandas as pd
+
 from pipeline.arcface import ArcFace
+from pipeline.livelog import log_curves
 from pipeline.store import read_json, read_table, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
@@ -21,6 +24,7 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), styles
     clf = ArcFace(**p.promptstyler.arcface.model_dump()).fit(F, y)
     clf.save(out, provenance=meta)
     write_json(report, {"n_features": len(df), "train_accuracy": round(float(clf.score(F, y)), 4)})
+    log_curves(report.parent / "train_arcface", pd.DataFrame(clf.history_), "epoch", ["loss", "train_accuracy"])
     print(f"train_arcface: {len(df)} style-content features -> {out}")
 
 

@@ -12,6 +12,7 @@ from _common import read_params, run
 
 from pipeline.clip_training import train_pairings, trains_miniclip
 from pipeline.data import read_locator
+from pipeline.livelog import log_curves
 from pipeline.miniclip import save_miniclip, write_not_trained
 from pipeline.reports import curves
 from pipeline.store import read_json, read_table, write_csv, write_json
@@ -44,6 +45,7 @@ def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifes
     write_csv(reports / "retrieval.csv", scores)
     write_csv(reports / "clip_loss.csv", losses)
     curves(losses, "step", "loss", "pairing", reports / "clip_loss.png")
+    log_curves(reports / "train_clip", losses, "step", ["loss", "temperature"], "pairing")  # DVC plots (DVCLive)
     write_json(reports / "retrieval.json", {f"{r.pairing}.{r.split}.top{k}": getattr(r, f"top{k}")
                                             for r in scores.itertuples() for k in cfg.ks} if trained else
                {"trained": False})

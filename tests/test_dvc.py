@@ -141,10 +141,18 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     styles = pq.read_table(project / "features/styles.parquet").to_pandas()
     assert {"style", "class", "embedding"} <= set(styles.columns) and len(styles) == 3 * 7
     assert json.loads((project / "reports/promptstyler_styles.json").read_text())["k"] == 3
-    metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert set(metrics["zeroshot"]["-"]["promptstyler"]) == {"mean", "se"}
+    metrics = json.loads((project / "reports/metrics.json").read_text())  # the headline: train_val's Avg
+    assert set(metrics["zeroshot"]["promptstyler"]) == {"mean", "se"}
     assert {"zeroshot", "single_source", "lodo", "in_domain"} == set(metrics)
-    assert set(metrics["lodo"]) == {"train_val", "lodo_val", "oracle"}
+    assert set(metrics["lodo"]) == {"logreg", "svm", "dann", "logreg+translate_single", "svm+translate_single",
+                                    "logreg+center", "svm+center", "logreg+coral", "svm+coral"}
+    assert set(json.loads((project / "reports/metrics_all.json").read_text())["lodo"]) == {"train_val", "lodo_val", "oracle"}
+    # one small metrics file for `dvc exp show`: the rest are outputs, the training curves DVC plots
+    shown = json.loads(sh(project, "dvc", "metrics", "show", "--json"))
+    files = {f for rev in shown.values() for f in rev["data"]}
+    assert files == {"reports/metrics.json"}, files
+    for stage in ("learn_styles", "train_arcface"):
+        assert list((project / "reports" / stage / "plots" / "metrics").glob("*.tsv")), stage
     diag = json.loads((project / "reports/diagnostics.json").read_text())
     assert set(diag["gap_vs_drop"]) == {"fid", "kid", "mmd", "cmmd"} and "direction_alignment" in diag
     diag = pd.read_csv(project / "reports/diagnostics.csv")
@@ -171,7 +179,7 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     edit_params(project, lambda p: p["classifier"].update(C=[0.05, 1.0]))
     assert repro(project) == EVAL
     diff = sh(project, "dvc", "metrics", "diff", "--md")
-    assert "reports/metrics.json" in diff and "single_source.train_val.logreg.mean" in diff
+    assert "reports/metrics.json" in diff and "single_source.logreg.mean" in diff
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
     assert repro(project) == ALWAYS | {"domain_gap", "diagnostics"}
 
@@ -235,6 +243,7 @@ def test_miniclip_is_trained_by_the_dag_and_reruns_what_it_embedded(tmp_path, pa
     assert list(ret.columns) == ["pairing", "split", "n_images", "n_captions", "top1", "top5"]
     assert set(ret["split"]) == {"train", "test"} and (ret["n_captions"] == 28).all()
     assert (proj / "models/miniclip/miniclip.json").is_file() and (proj / "reports/clip_loss.png").is_file()
+    assert (proj / "reports/train_clip/plots/metrics/resnet+minilm/loss.tsv").is_file()  # DVCLive's layout
     assert read_metadata(proj / "features/images.parquet")["dim"] == 16
     assert json.loads((proj / "models/model.json").read_text())["family"] == "miniclip"
     assert "test split is the manifest's in every trial" in (proj / "reports/results.md").read_text()
@@ -273,10 +282,10 @@ def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_cl
     assert {"alpha-7", "alpha-9"} <= set(exps)
     for name in ("alpha-7", "alpha-9"):
         metrics = exps[name]["data"]["metrics"]["reports/metrics.json"]["data"]
-        assert metrics["single_source"]["train_val"]["logreg+translate_single"]["mean"] is not None
+        assert metrics["single_source"]["logreg+translate_single"]["mean"] is not None
         assert exps[name]["data"]["params"]["params.yaml"]["data"]["translate"]["alpha"] == float(f"0.{name[-1]}")
     table = sh(proj, "dvc", "exp", "show", "--md")
-    assert "alpha-7" in table and "single_source.train_val.logreg.mean" in table
+    assert "alpha-7" in table and "single_source.logreg.mean" in table
     assert set((proj / "cache" / "embeddings").rglob("shard-*.parquet")) == shards  # nothing was embedded
     out = sh(proj, "dvc", "exp", "run", "--temp", "-S", "translate.alpha=0.8")
     assert "Running stage 'evaluate'" in out and "Running stage 'embed_images'" not in out
