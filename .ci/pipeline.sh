@@ -28,6 +28,7 @@ p["clip"].update(pairings=[["resnet", "minilm"]], use=["resnet", "minilm"], imag
 p["classifier"]["dann"]["steps"] = 100
 p["promptstyler"].update(k=4, iterations=10)
 p["evaluation"]["image_free"] = ["zeroshot", "promptstyler"]
+p["gap"]["subset_size"] = 100  # 420 images in the smallest domain: two disjoint subsets of at most 210
 yaml.safe_dump(p, open("params.yaml", "w"), sort_keys=False)
 PY
 git -c user.name=ci -c user.email=ci@ci commit -qam "CI params"

@@ -43,7 +43,7 @@ from .imagefree import IMAGE_FREE
 from .operators import OPERATORS, check_sections
 from .params import Params
 from .partition import TEST, TRAIN, VAL, digest, partitions, val_share
-from .probes import PROBES, fit_probes
+from .probes import PROBES, fit_probes, resolve_device
 from .selection import SELECTIONS, pick
 
 log = logging.getLogger(__name__)
@@ -190,10 +190,10 @@ def fit_shared_operators(shared: dict, t: int, ops, domains) -> dict:
             for name, hyper in ops if OPERATORS[name].scope in ("global", "domain")}
 
 
-def run_adapter_job(shared: dict, t: int, name: str, hyper: dict, tasks, seed: int) -> dict:
+def run_adapter_job(shared: dict, t: int, name: str, hyper: dict, tasks, seed: int, device: str = "cpu") -> dict:
     """One adapter at one grid point on several (setting, key) tasks of trial ``t`` in one batched run."""
     X, dom, y, part = shared["X"], shared["dom"], shared["y"], shared["parts"][t]
-    train, est = part == TRAIN, ADAPTERS[name](seed=seed, **hyper)
+    train, est = part == TRAIN, ADAPTERS[name](seed=seed, device=device, **hyper)
     data = []
     for setting, _ in tasks:
         tr = train & np.isin(dom, setting.sources)
@@ -304,8 +304,9 @@ def one_thread():
 def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
     """The plan's jobs as engine calls (``_run_job`` arguments after ``shared``), adapters first (the longest)."""
     clf = p.classifier
-    clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize}
-    calls = [("adapter", t, name, h, tasks, clf.seed) for t, name, h, tasks in pl.adapter_jobs]
+    device = resolve_device(clf.device)
+    clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize, "device": device}
+    calls = [("adapter", t, name, h, tasks, clf.seed, device) for t, name, h, tasks in pl.adapter_jobs]
     needed: dict[int, dict] = {}  # per trial, the operator variants its jobs use (a warm run needs few)
     for t, _, js in pl.probe_jobs:
         for _, name, hyper, _ in js:

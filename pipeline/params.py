@@ -214,17 +214,25 @@ class Dann(Section):
 
 
 class Classifier(Section):
-    probes: Names = ["logreg", "svm", "dann"]  # + softmax: logreg's objective in torch (GPU), to a tighter tolerance
+    probes: Names = ["logreg", "svm", "dann"]  # + softmax (logreg's objective to 1e-5, no C path), logreg_sklearn (the reference)
     C: PositiveGrid = [0.01, 0.1, 1.0]
     max_iter: PositiveInt = 1000
     standardize: bool = True
     seed: NonNegInt = 0
     n_jobs: int = 2
     features: Literal["projected", "pooled"] = "projected"  # the image features the probes read
+    device: str = "auto"  # the torch probes (logreg, softmax, svm) and DANN: auto (cuda when visible) | cpu | cuda[:N]
     dann: Dann = Dann()
 
     def C_grid(self) -> list[float]:
         return as_list(self.C)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return v
 
     @field_validator("n_jobs")
     @classmethod

@@ -94,14 +94,16 @@ def _probe_fits(pl: Plan) -> dict:
 
 
 def calibrate(X: np.ndarray, y: np.ndarray, pl: Plan, p, dom: np.ndarray, max_rows: int = 2000) -> dict:
-    """Seconds measured here on one thread: ``(probe, C) -> (t at m rows, m, exponent b)``, ``adapter name
+    """Seconds measured here on one thread, on the train rows of the largest domain: ``(probe, C) -> (t at m
+    rows, m, exponent b)``, ``adapter name
     -> seconds per step per task``, ``"map" -> seconds per row x dim^2`` (operator maps and fits)."""
     from .evaluation import one_thread
     from .probes import fit_probes
 
     clf = p.classifier
     rng = np.random.default_rng(0)
-    train = np.flatnonzero(pl.parts[0] == TRAIN)
+    doms, counts = np.unique(dom, return_counts=True)  # one domain's train rows: what most fits see
+    train = np.flatnonzero((pl.parts[0] == TRAIN) & (dom == doms[counts.argmax()]))
     rows = rng.choice(train, min(max_rows, len(train)), replace=False)
     half = rows[: max(len(rows) // 2, 2)]
     rates: dict = {}

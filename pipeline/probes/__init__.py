@@ -1,7 +1,8 @@
 """Linear probes on frozen features, one module each, registered in :data:`PROBES`.
 
 The contract: an entry is a class whose keyword-only constructor takes ``C`` (inverse L2 strength, the
-``classifier.C`` grid), ``max_iter`` and ``seed`` and returns a scikit-learn classifier (``fit(X, y)``,
+``classifier.C`` grid), ``max_iter``, ``seed`` and ``device`` (``classifier.device``, resolved: cpu / cuda[:N];
+a CPU-only solver ignores it) and returns a scikit-learn classifier (``fit(X, y)``,
 ``predict``, fitted ``coef_`` / ``intercept_`` / ``classes_``); ``warm_start_path = True`` declares that
 its result does not depend on its starting point (an exact solver), so a C path may warm-start it.
 :func:`fit_probes` standardises a training set once and fits every probe at every C on it.
@@ -16,19 +17,30 @@ from ..registry import Registry
 PROBES: Registry = Registry("probe", "classifier.probes", __name__)
 
 
-def make_probe(name: str, *, C: float = 1.0, max_iter: int = 1000, seed: int = 0, standardize: bool = True):
+def resolve_device(device: str) -> str:
+    """``classifier.device``: auto -> cuda when torch sees a GPU, else cpu; others as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_probe(name: str, *, C: float = 1.0, max_iter: int = 1000, seed: int = 0, standardize: bool = True,
+               device: str = "cpu"):
     """``PROBES[name]`` as an estimator, behind a StandardScaler fit on the training rows if ``standardize``."""
-    clf = PROBES[name](C=C, max_iter=max_iter, seed=seed)
+    clf = PROBES[name](C=C, max_iter=max_iter, seed=seed, device=device)
     return make_pipeline(StandardScaler(), clf) if standardize else clf
 
 
-def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, standardize: bool = True) -> dict:
+def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, standardize: bool = True,
+               device: str = "cpu") -> dict:
     """{(name, C): fitted estimator} for every probe at every C on one training set, standardised once:
     the StandardScaler is fit on ``X`` and shared by every probe's pipeline. The :class:`LinearProbe` s
     also share one feature spectrum (their preconditioner). Probes that declare ``warm_start_path``
     (exact solvers) are solved along the C path in increasing C, each from the last C's solution; the
-    others start from scratch at every C, so each fit equals a separate fit (logreg exactly; softmax to
-    its tolerance)."""
+    others start from scratch at every C, so each fit equals a separate fit (logreg_sklearn exactly;
+    softmax to its tolerance)."""
     from .linear import LinearProbe
 
     out, spectrum = {}, None
@@ -37,7 +49,7 @@ def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, s
     for name in names:
         entry, prev = PROBES[name], None
         for C in sorted(Cs):
-            clf = entry(C=C, max_iter=max_iter, seed=seed)
+            clf = entry(C=C, max_iter=max_iter, seed=seed, device=device)
             if isinstance(clf, LinearProbe) and standardize:  # centred columns: one spectrum serves every loss
                 spectrum = LinearProbe.spectrum(Xs) if spectrum is None else spectrum
                 init = (prev.coef_, prev.intercept_) if prev is not None and entry.warm_start_path else None

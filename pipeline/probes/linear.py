@@ -57,10 +57,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, spectrum=None, init=None):
         """``spectrum``: :meth:`spectrum` of the (column-centred) features, when already computed
         (:func:`~pipeline.probes.fit_probes` shares one); any orthonormal basis leaves the minimiser
-        unchanged. ``init``: (coef, intercept) to start from -- used by the squared hinge only, whose
-        Newton steps end at the exact minimiser wherever they start (a C path warm-starts each C from
-        the last); the log loss, stopped at a tolerance, always starts from zero so that its result
-        depends on its own inputs alone."""
+        unchanged. ``init``: (coef, intercept) to start from (a C path warm-starts each C from the last
+        C's solution): the squared hinge's Newton steps end at the exact minimiser wherever they start;
+        the log loss runs one tight solve from there, its curvature estimated at that point -- the same
+        minimiser, reached to ``tol`` from another start."""
         import torch
 
         if self.loss not in self._CURVATURE:
@@ -94,7 +94,15 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         target = sign if hinge else yt
         kappa, self.n_iter_ = self._CURVATURE[self.loss], 0
         warm = hinge and init is not None
-        for phase in range(0 if warm else 3):  # loose solves with the curvature re-estimated after each, then a tight one
+        phases = [] if warm else [0, 1, 2]  # loose solves with the curvature re-estimated after each, then a tight one
+        if not hinge and init is not None:  # the log loss from a given point (a C path): one tight solve
+            W0t = torch.as_tensor(np.asarray(init[0]), dtype=dt, device=self.device)
+            b = torch.as_tensor(np.asarray(init[1]), dtype=dt, device=self.device) + W0t @ center.to(dt)
+            pr = self._logits_t(W0t, b, Xct).softmax(0)
+            kappa = min(max(float((1 - (pr * pr).sum(0)).mean()) / max(k - 1, 1), 1e-4), kappa)
+            U0 = (W0t @ V) * (kappa * lam + r).sqrt()
+            phases = [2]
+        for phase in phases:
             last = phase == 2
             scale = (kappa * lam + r).rsqrt()
             U = U0.clone()

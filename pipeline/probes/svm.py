@@ -12,9 +12,9 @@ from .linear import LinearProbe
 class SVM(LinearProbe):
     warm_start_path = True
 
-    def __init__(self, *, C: float = 1.0, max_iter: int = 1000, seed: int = 0):
-        super().__init__("squared_hinge", C=C, max_iter=max_iter, tol=1e-3, dtype="float32")
+    def __init__(self, *, C: float = 1.0, max_iter: int = 1000, seed: int = 0, device: str = "cpu"):
+        super().__init__("squared_hinge", C=C, max_iter=max_iter, tol=1e-3, device=device, dtype="float32")
         self.seed = seed
 
     def get_params(self, deep=True):
-        return {"C": self.C, "max_iter": self.max_iter, "seed": self.seed}
+        return {"C": self.C, "max_iter": self.max_iter, "seed": self.seed, "device": self.device}
