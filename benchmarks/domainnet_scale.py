@@ -35,7 +35,7 @@ SIZES = {"clipart": 48_129, "infograph": 51_605, "painting": 72_266, "quickdraw"
          "sketch": 69_128}
 CPU_GRID = ["classifier.probes=[logreg]", "classifier.C=[0.1]", "operators.names=[none,center]",
             "evaluation.trials=1", "evaluation.selection=[train_val]",
-            "gap.cmmd_estimator=ustat", "gap.n_boot=10", "gap.n_subsets=10", "gap.subset_size=1000",
+            "gap.cmmd_estimator=ustat", "gap.n_boot=10", "gap.n_subsets=10", "gap.subset_size=1000", "gap.clamp_subset_size=true",
             "promptstyler.arcface.epochs=5"]
 STAGES = ["similarity", "train_arcface", "evaluate", "domain_gap", "diagnostics", "results"]
 

@@ -18,22 +18,28 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def domain_means(blocks, n_classes: int) -> dict:
-    """{domain: (mean feature, {class index: mean feature of its rows})} from ``(domain, features, labels)``
-    blocks, one domain at a time (float64 sums)."""
-    out = {}
-    for d, Xd, yd in blocks:
-        Xd, yd = np.asarray(Xd, np.float64), np.asarray(yd)
-        out[d] = (Xd.mean(0) if len(Xd) else None,
-                  {k: Xd[yd == k].mean(0) for k in range(n_classes) if (yd == k).any()})
-    return out
+    """{domain: (mean feature, {class index: mean feature of its rows})} from ``(domains, features, labels)``
+    blocks of any rows (a stage streams the store one row group at a time), from float64 sums and counts."""
+    sums: dict = {}
+    for dom, Xb, yb in blocks:
+        dom, yb = np.asarray(dom), np.asarray(yb)
+        for d in np.unique(dom):
+            m = dom == d
+            Xd, yd = np.asarray(Xb[m], np.float64), yb[m]
+            S, Sc = sums.setdefault(d, [np.zeros(Xb.shape[1]), 0, {}])[0], sums[d][2]
+            S += Xd.sum(0)
+            sums[d][1] += len(Xd)
+            for k in np.unique(yd):
+                acc = Sc.setdefault(int(k), [np.zeros(Xb.shape[1]), 0])
+                acc[0] += Xd[yd == k].sum(0)
+                acc[1] += int((yd == k).sum())
+    return {d: (S / n, {k: s / c for k, (s, c) in sorted(Sc.items()) if k < n_classes}) for d, (S, n, Sc) in sums.items()}
 
 
 def direction_alignment(X: np.ndarray, domains, labels, text: dict[str, np.ndarray], domain_list: list[str],
                         classes: list[str]) -> pd.DataFrame:
     """One row per ordered pair (s != t): overall cosine, per-class cosines and their mean (features in memory)."""
-    domains, labels = np.asarray(domains), np.asarray(labels)
-    blocks = ((d, X[domains == d], labels[domains == d]) for d in domain_list)
-    return alignment_from_means(domain_means(blocks, len(classes)), text, domain_list, classes)
+    return alignment_from_means(domain_means([(domains, X, labels)], len(classes)), text, domain_list, classes)
 
 
 def alignment_from_means(means: dict, text: dict[str, np.ndarray], domain_list: list[str],

@@ -161,7 +161,9 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args) -
         for probe in sorted({pr for pr, _ in keys}):
             missing = sorted({C for pr, C in keys if pr == probe and (pr, C) not in have})
             if missing:
-                have.update(fit_probes([probe], Xtr, ytr, missing, **clf_args))
+                Xfit = Xtr.copy() if probe != max(pr for pr, _ in keys) else Xtr  # the last probe may scale Xtr in place
+                have.update(fit_probes([probe], Xfit, ytr, missing, overwrite=True, **clf_args))
+                del Xfit
         del Xtr
         tgt = dom == setting.target
         evals = {"source_val": (part == VAL) & src}

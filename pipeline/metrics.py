@@ -16,17 +16,24 @@ def similarity_table(descriptions: list[tuple[str, np.ndarray]], X: np.ndarray, 
                      domains: list[str]) -> pd.DataFrame:
     """One row per (description text, E_T vector), one column per image domain: mean cosine
     (the paper's Table 1), from features in memory."""
-    domains_of_x = np.asarray(domains_of_x)
-    return similarity_from_blocks(descriptions, ((d, X[domains_of_x == d]) for d in domains), domains)
+    return similarity_from_blocks(descriptions, [(np.asarray(domains_of_x), X)], domains)
 
 
 def similarity_from_blocks(descriptions: list[tuple[str, np.ndarray]], blocks, domains: list[str]) -> pd.DataFrame:
-    """:func:`similarity_table` from ``(domain, features)`` blocks, one domain at a time (a stage streams
-    them from the store: memory is one domain's features)."""
-    cols = {d: [float("nan")] * len(descriptions) for d in domains}
-    for d, Xd in blocks:
-        if len(Xd):
-            cols[d] = [mean_cosine(t, Xd) for _, t in descriptions]
+    """:func:`similarity_table` from ``(domains of the rows, features)`` blocks of any rows (a stage streams
+    the store one row group at a time: memory is one block): per domain, the sum of cosines over its rows
+    (float64) divided by its row count."""
+    T = l2_normalize(np.stack([np.asarray(t, np.float64) for _, t in descriptions])) if descriptions else None
+    sums = {d: np.zeros(len(descriptions)) for d in domains}
+    counts = dict.fromkeys(domains, 0)
+    for dom, Xb in blocks:
+        dom = np.asarray(dom)
+        for d in domains:
+            m = dom == d
+            if m.any() and T is not None:
+                sums[d] += (l2_normalize(np.asarray(Xb[m], np.float64)) @ T.T).sum(0)
+                counts[d] += int(m.sum())
+    cols = {d: sums[d] / counts[d] if counts[d] else [float("nan")] * len(descriptions) for d in domains}
     return pd.DataFrame({"description": [text for text, _ in descriptions], **cols}, columns=["description", *domains])
 
 

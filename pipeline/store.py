@@ -158,22 +158,38 @@ def read_table(path: str | Path, vector: str = EMBEDDING, filters=None) -> tuple
     return df, emb, meta
 
 
-def iter_domains(path: str | Path, domains, vector: str = EMBEDDING, locator: str | Path | None = "data/paths.parquet",
-                 stage: str = "this stage") -> Iterator[tuple[str, pd.DataFrame, np.ndarray]]:
-    """(domain, its rows, its ``vector`` matrix) one domain at a time: a stage that needs per-domain
-    statistics holds one domain's features, not the store's. Checked as :func:`read_feature_stores` checks."""
-    for d in domains:
-        try:
-            df, X, _ = read_table(path, vector, filters=[("domain", "=", d)])
-        except NonFiniteError as exc:  # the row number counts within the domain's rows
-            msg = str(exc).replace(f"{path}: row ", f"{path}: domain {d}, its row ", 1)
-            raise NonFiniteError(f"{msg}{_paths_of(exc, locator)}") from None
-        yield d, df, require_vectors(path, X, vector, stage)
+def iter_blocks(path: str | Path, vector: str = EMBEDDING, columns=("domain", "label"),
+                locator: str | Path | None = "data/paths.parquet", stage: str = "this stage"
+                ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """(rows, ``vector`` matrix) one Parquet row group at a time (a stage that accumulates per-domain statistics
+    holds one row group, not the store), checked as :func:`read_feature_stores` checks: a NaN / inf vector is
+    refused naming the store, its row, image_id and file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
+    pf = pq.ParquetFile(path)
+    if vector not in pf.schema_arrow.names:
+        require_vectors(path, None, vector, stage)
+    names = [c for c in ("image_id", *columns) if c in pf.schema_arrow.names]
+    start = 0
+    for g in range(pf.num_row_groups):
+        table = pf.read_row_group(g, columns=[*dict.fromkeys(names), vector])
+        col = table.column(vector).combine_chunks()
+        X = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size).astype(np.float32, copy=False)
+        df = table.drop_columns([vector]).to_pandas()
+        bad = ~np.isfinite(X).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            exc = NonFiniteError(f"{path}: row {start + row} ({describe_row(df, row)}) has a non-finite embedding "
+                                 f"({int(bad.sum())} row(s) in this row group); nothing downstream may use it")
+            raise NonFiniteError(f"{exc}{_paths_of(exc, locator)}")
+        start += len(df)
+        yield df, X
 
 
 def read_checked_prompts(images: str | Path, prompts: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     """The prompt store (rows, vectors), refused if another model embedded it than the image store's
-    (whose vectors are not read: stream them with :func:`iter_domains`)."""
+    (whose vectors are not read: stream them with :func:`iter_blocks`)."""
     txt, T, txt_meta = read_table(prompts)
     if not Path(images).exists():
         raise FileNotFoundError(f"{images} does not exist; run the stage that produces it (`dvc repro`)")

@@ -9,7 +9,7 @@ from pipeline.coverage import present_domains
 from pipeline.diagnostics import accuracy_drops, alignment_from_means, domain_means, gap_vs_drop
 from pipeline.prompts import description_vectors
 from pipeline.reports import scatter_panels
-from pipeline.store import iter_domains, read_checked_prompts, read_json, read_table, write_csv, write_json
+from pipeline.store import iter_blocks, read_checked_prompts, read_json, read_table, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -21,8 +21,8 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     txt, T = read_checked_prompts(images, prompts)
     domains = present_domains(read_table(images, vector="-")[0], read_json(labels / "domains.json")["domains"], "diagnostics")
     classes = read_json(labels / "classes.json")["classes"]
-    blocks = ((d, X, df["label"]) for d, df, X in iter_domains(images, domains, stage="diagnostics"))
-    means = domain_means(blocks, len(classes))  # one domain's features in memory at a time
+    blocks = ((df["domain"], X, df["label"]) for df, X in iter_blocks(images, stage="diagnostics"))
+    means = domain_means(blocks, len(classes))  # one row group of features in memory at a time
     acc = pd.read_csv(out_dir / "accuracy.csv")
     table, corr = gap_vs_drop(pd.read_csv(out_dir / "domain_gap.csv"), accuracy_drops(acc))
     align = {kind: alignment_from_means(means, vectors, domains, classes)

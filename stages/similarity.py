@@ -7,7 +7,7 @@ from _common import read_params, run
 
 from pipeline.metrics import own_description_top1, similarity_from_blocks
 from pipeline.reports import heatmap
-from pipeline.store import iter_domains, read_checked_prompts, read_json, write_csv, write_json
+from pipeline.store import iter_blocks, read_checked_prompts, read_json, write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -23,8 +23,8 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     for kind, _ in kinds:
         rows = [txt.index[(txt["kind"] == kind) & (txt["domain"] == d)] for d in domains]
         descs[kind] = [(txt.at[r[0], "text"], T[r[0]]) for r in rows if len(r)]
-    every = [d for kind, _ in kinds for d in descs[kind]]  # one pass over the store, one domain at a time
-    blocks = ((d, X) for d, _, X in iter_domains(images, domains, stage="similarity"))
+    every = [d for kind, _ in kinds for d in descs[kind]]  # one pass over the store, one row group at a time
+    blocks = ((df["domain"], X) for df, X in iter_blocks(images, stage="similarity"))
     both = similarity_from_blocks(every, blocks, domains)
     tables, summary, at = [], {}, 0
     for kind, label in kinds:

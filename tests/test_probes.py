@@ -177,3 +177,26 @@ def test_logreg_along_the_c_path_equals_independent_fits_and_scikit_learns_minim
         ref = LogisticRegression(C=C, tol=1e-10, max_iter=100000).fit(scaler.transform(Xtr), ytr)
         assert (path["logreg", C].predict(Xte) == ref.predict(scaler.transform(Xte))).mean() >= 0.995
     assert path["logreg", 1.0][-1].n_iter_ < make_probe("logreg", C=1.0).fit(Xtr, ytr)[-1].n_iter_  # the path saves work
+
+
+def test_the_log_loss_in_row_blocks_equals_the_whole_matrix(monkeypatch):
+    """Above LARGE (k x n) the log loss, its gradient and the curvature run in row blocks (memory k x block,
+    not k x n, at DomainNet's scale): the same objective and minimiser as the one-matrix path."""
+    import torch
+
+    X, y = data(seed=4, n=900, d=10, k=5)
+    Xs = StandardScaler().fit_transform(X).astype(np.float32)
+    Wt, b = torch.randn(5, 10, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    Xt, yt = torch.as_tensor(Xs), torch.as_tensor(y)
+    full = LinearProbe._loss_grad(Wt, b, Xt, Xt.T.contiguous(), yt, 0.01)
+    monkeypatch.setattr(LinearProbe, "BLOCK_ELEMS", 5 * 100)  # blocks of 1,024 rows at least: force small ones
+    monkeypatch.setattr(LinearProbe, "_blocks", classmethod(lambda cls, X, k: [(i, min(i + 128, len(X))) for i in range(0, len(X), 128)]))
+    blocked = LinearProbe._loss_grad(Wt, b, Xt, None, yt, 0.01)
+    for a, c in zip(full, blocked):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-5, atol=1e-9)  # float32 data: sums in another order
+    ref = LinearProbe("log", C=0.5, tol=1e-9, max_iter=2000).fit(Xs, y)
+    monkeypatch.setattr(LinearProbe, "LARGE", 0)
+    spectrum = LinearProbe.spectrum(Xs)
+    big = LinearProbe("log", C=0.5, tol=1e-9, max_iter=2000).fit(Xs, y, spectrum=spectrum)
+    np.testing.assert_allclose(big.coef_, ref.coef_, atol=1e-5 * np.abs(ref.coef_).max())
+    assert (big.predict(Xs) == ref.predict(Xs)).all()

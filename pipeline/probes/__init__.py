@@ -34,18 +34,19 @@ def make_probe(name: str, *, C: float = 1.0, max_iter: int = 1000, seed: int = 0
 
 
 def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, standardize: bool = True,
-               device: str = "cpu") -> dict:
+               device: str = "cpu", overwrite: bool = False) -> dict:
     """{(name, C): fitted estimator} for every probe at every C on one training set, standardised once:
     the StandardScaler is fit on ``X`` and shared by every probe's pipeline. The :class:`LinearProbe` s
     also share one feature spectrum (their preconditioner). Probes that declare ``warm_start_path``
     (exact solvers) are solved along the C path in increasing C, each from the last C's solution; the
     others start from scratch at every C, so each fit equals a separate fit (logreg_sklearn exactly;
-    softmax to its tolerance)."""
+    softmax to its tolerance). ``overwrite``: standardise ``X`` in place (the caller hands over a copy it
+    no longer needs)."""
     from .linear import LinearProbe
 
     out, spectrum = {}, None
     scaler = StandardScaler().fit(X) if standardize else None
-    Xs = scaler.transform(X) if standardize else X
+    Xs = scaler.transform(X, copy=not overwrite) if standardize else X  # overwrite: the caller's copy, in place
     for name in names:
         entry, prev = PROBES[name], None
         for C in sorted(Cs):

@@ -79,8 +79,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             sign = 2.0 * torch.nn.functional.one_hot(yt, k).T.to(dt) - 1.0  # k x n, as the logits
         else:  # unpenalised intercept: centring X is an exact reparametrisation
             center = X.mean(0)
-        Xc = X - center
-        Xct = Xc.T.contiguous()
+        large = not hinge and n * k > self.LARGE
+        if large and spectrum is not None:  # standardised (centred) rows: no centred copy, no transposed copy
+            center = torch.zeros_like(center)
+        Xc = X - center if not (large and spectrum is not None) else X
+        Xct = Xc.T.contiguous() if not large else None  # large: logits in row blocks, memory k x block
         if spectrum is None:
             lam, V = self.spectrum(Xc)
         else:
@@ -98,8 +101,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         if not hinge and init is not None:  # the log loss from a given point (a C path): one tight solve
             W0t = torch.as_tensor(np.asarray(init[0]), dtype=dt, device=self.device)
             b = torch.as_tensor(np.asarray(init[1]), dtype=dt, device=self.device) + W0t @ center.to(dt)
-            pr = self._logits_t(W0t, b, Xct).softmax(0)
-            kappa = min(max(float((1 - (pr * pr).sum(0)).mean()) / max(k - 1, 1), 1e-4), kappa)
+            kappa = min(max(self._softmax_curvature(W0t, b, Xc, Xct, k), 1e-4), kappa)
             U0 = (W0t @ V) * (kappa * lam + r).sqrt()
             phases = [2]
         for phase in phases:
@@ -120,12 +122,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 self.n_iter_ += opt.state[opt._params[0]]["n_iter"]
                 if last:
                     break
-                logits = self._logits_t((U * scale) @ Vt, b, Xct)
                 if hinge:  # squared hinge: curvature 2 on the margin-violating rows
-                    new = 2.0 * float((sign * logits < 1).to(dt).mean())
+                    new = 2.0 * float((sign * self._logits_t((U * scale) @ Vt, b, Xct) < 1).to(dt).mean())
                 else:  # softmax: mean eigenvalue of diag(p) - p p^T over its k - 1 free directions
-                    pr = logits.softmax(0)
-                    new = float((1 - (pr * pr).sum(0)).mean()) / max(k - 1, 1)
+                    new = self._softmax_curvature((U * scale) @ Vt, b, Xc, Xct, k)
             new = min(max(new, 1e-4), self._CURVATURE[self.loss])
             U0 = U * scale * (new * lam + r).sqrt()  # same W in the next basis
             kappa = new
@@ -209,6 +209,26 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 break
         return Wt, steps
 
+    LARGE = 2**25  # k x n above this: the log loss runs in row blocks of BLOCK_ELEMS / k rows (bounded memory)
+    BLOCK_ELEMS = 2**23
+
+    @classmethod
+    def _blocks(cls, X, k):
+        step = max(cls.BLOCK_ELEMS // max(k, 1), 1024)
+        return [(i, min(i + step, len(X))) for i in range(0, len(X), step)]
+
+    @classmethod
+    def _softmax_curvature(cls, Wt, b, X, Xt, k) -> float:
+        """Mean over rows of (1 - sum_c p_c^2) / (k - 1) at (W, b); in row blocks when ``Xt`` is None."""
+        if Xt is not None:
+            pr = cls._logits_t(Wt, b, Xt).softmax(0)
+            return float((1 - (pr * pr).sum(0)).mean()) / max(k - 1, 1)
+        total = 0.0
+        for i, j in cls._blocks(X, k):
+            pr = cls._logits_t(Wt, b, X[i:j].T).softmax(0)
+            total += float((1 - (pr * pr).sum(0)).sum())
+        return total / len(X) / max(k - 1, 1)
+
     @staticmethod
     def _logits_t(Wt, b, Xt):
         """Logits transposed, (X W + b)^T = W^T X^T + b (k x n), from contiguous W^T and X^T: CPU BLAS
@@ -224,6 +244,18 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Gradient in W^T (k x p): dL/dz X + r W^T."""
         import torch
 
+        if Xt is None:  # the log loss in row blocks: the same sums, memory k x block
+            n, loss, gWt, gb = len(X), 0.0, r * Wt, 0.0
+            for i, j in cls._blocks(X, len(Wt)):
+                z = cls._logits_t(Wt, b, X[i:j].T)
+                lse = z.logsumexp(0, keepdim=True)
+                loss = loss + (lse.squeeze(0) - z.gather(0, target[None, i:j]).squeeze(0)).sum() / n
+                G = (z - lse).exp()
+                G[target[i:j], torch.arange(j - i)] -= 1.0
+                G /= n
+                gWt = gWt + (G.to(X.dtype) @ X[i:j]).to(Wt.dtype)
+                gb = gb + G.sum(1)
+            return loss + (Wt * Wt).sum() * r / 2, gWt, gb
         z = cls._logits_t(Wt, b, Xt)
         n = z.shape[1]
         if target.dtype.is_floating_point:
