@@ -53,7 +53,7 @@ echo "== dvc metrics diff $base (ci/metrics.json: CI subset + MiniCLIP trained i
 dvc metrics diff "$base" --targets ci/metrics.json --md --all
 rm -rf "$repo/ci-report"
 clipdg report --base "$base" --out "$repo/ci-report" --metrics ci/metrics.json --plots ci/plots > /dev/null
-echo "report (metrics diff + $(ls "$repo/ci-report/plots" | wc -l) plot images): $repo/ci-report/report.md"
+echo "report (metrics diff + $(grep -c "^!\[" "$repo/ci-report/report.md") plot images): $repo/ci-report/report.md"
 if [ "${1:-}" = "--update" ]; then
   rm -rf "$repo/ci/plots" "$repo/ci/domain_gap.json" "$repo/ci/diagnostics.json"
   cp -r ci/metrics.json ci/plots "$repo/ci/"

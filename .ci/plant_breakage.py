@@ -5,8 +5,10 @@ from pathlib import Path
 
 path = Path(sys.argv[1]) / "pipeline" / "probes" / "__init__.py"
 src = path.read_text()
-anchor = "    Xs = scaler.transform(X) if standardize else X\n"
-if anchor not in src:
-    sys.exit(f"plant_breakage: {path} no longer has the line it edits; update .ci/plant_breakage.py")
-path.write_text(src.replace(anchor, anchor + "    import numpy as np\n    y = np.random.default_rng(0).permutation(y)  # planted\n"))
+lines = src.splitlines(keepends=True)
+at = [i for i, line in enumerate(lines) if line.startswith("    Xs = scaler.transform(")]
+if len(at) != 1:
+    sys.exit(f"plant_breakage: {path} no longer has the one line it edits; update .ci/plant_breakage.py")
+lines.insert(at[0] + 1, "    import numpy as np\n    y = np.random.default_rng(0).permutation(y)  # planted\n")
+path.write_text("".join(lines))
 print(f"planted: {path} fits every probe on shuffled labels")
