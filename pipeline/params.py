@@ -132,6 +132,21 @@ class Clip(Section):
         return self
 
 
+def _device(*extra: str):
+    """A device knob's type: auto, cpu, cuda, cuda:N (and ``extra``), refused otherwise naming the choices."""
+    pattern = "|".join(["auto", "cpu", r"cuda(:\d+)?", *extra])
+
+    def check(v: str) -> str:
+        if not re.fullmatch(pattern, v):
+            raise ValueError(f"must be {', '.join(['auto', 'cpu', 'cuda', 'cuda:N', *extra])}")
+        return v
+
+    return Annotated[str, AfterValidator(check)]
+
+
+EmbedDevice, ProbeDevice = _device("mps"), _device()
+
+
 class Ray(Section):
     address: str | None = None
     actors: PositiveInt = 2
@@ -141,7 +156,7 @@ class Ray(Section):
 
 class Embed(Section):
     batch_size: PositiveInt = 32
-    device: str = "auto"
+    device: EmbedDevice = "auto"
     workers: PositiveInt = 2
     runtime: Literal["auto", "torch", "onnx"] = "auto"
     threads: NonNegInt = 0
@@ -150,13 +165,6 @@ class Embed(Section):
     engine: Literal["local", "ray"] = "local"
     ray: Ray = Ray()
     features: Literal["projected", "pooled", "both"] = "projected"
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v):
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
-            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
-        return v
 
     @model_validator(mode="after")
     def _shard_multiple_of_batch(self):
@@ -221,18 +229,11 @@ class Classifier(Section):
     seed: NonNegInt = 0
     n_jobs: int = 2
     features: Literal["projected", "pooled"] = "projected"  # the image features the probes read
-    device: str = "auto"  # the torch probes (logreg, softmax, svm) and DANN: auto (cuda when visible) | cpu | cuda[:N]
+    device: ProbeDevice = "auto"  # the torch probes (logreg, softmax, svm) and DANN: auto (cuda when visible) | cpu | cuda[:N]
     dann: Dann = Dann()
 
     def C_grid(self) -> list[float]:
         return as_list(self.C)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v):
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
-            raise ValueError("must be auto, cpu, cuda or cuda:N")
-        return v
 
     @field_validator("n_jobs")
     @classmethod
