@@ -3,7 +3,8 @@
 :func:`summarize` counts the plan's cells (total / cached / to compute, per learner and per operator);
 :func:`calibrate` times the solvers on this machine, on one thread as a worker runs them: every missing
 (probe, C) fit on two subsamples of the training rows (so that the time's growth with the row count is
-measured, t(n) = t(m) (n / m)^b), a few adapter steps, and a feature map; :func:`estimate` prices each
+measured, t(n) = t(m) (n / m)^b; each probe's whole C path at once, as a job fits it, its time shared evenly
+by the Cs), a few adapter steps, and a feature map (two passes of n d^2 over the rows a setting maps); :func:`estimate` prices each
 job with those rates and spreads the jobs over the engine's workers (the longest job first, as they
 are dispatched). The estimate is a model, not a promise: docs/benchmarks.md compares it with measured
 runs.
@@ -94,9 +95,9 @@ def _probe_fits(pl: Plan) -> dict:
 
 
 def calibrate(X: np.ndarray, y: np.ndarray, pl: Plan, p, dom: np.ndarray, max_rows: int = 2000) -> dict:
-    """Seconds measured here on one thread, on the train rows of the largest domain: ``(probe, C) -> (t at m
-    rows, m, exponent b)``, ``adapter name
-    -> seconds per step per task``, ``"map" -> seconds per row x dim^2`` (operator maps and fits)."""
+    """Seconds measured here on one thread, on the train rows of the largest domain: ``(probe, C) -> (its share
+    of the C path's time at m rows, m, exponent b)``, ``adapter name -> seconds per step per task``, ``"map"
+    -> seconds per row x dim^2`` (operator maps and fits)."""
     from .evaluation import one_thread
     from .probes import fit_probes
 
@@ -111,15 +112,17 @@ def calibrate(X: np.ndarray, y: np.ndarray, pl: Plan, p, dom: np.ndarray, max_ro
     for probe, C in _probe_fits(pl):
         Cs.setdefault(probe, set()).add(C)
     with one_thread():
-        for probe, cs in Cs.items():
-            for C in sorted(cs):
-                times = []
-                for r in (half, rows):
-                    t0 = time.perf_counter()
-                    fit_probes([probe], X[r], y[r], [C], max_iter=clf.max_iter, seed=clf.seed, standardize=clf.standardize)
-                    times.append(time.perf_counter() - t0)
-                b = float(np.clip(np.log(max(times[1], 1e-4) / max(times[0], 1e-4)) / np.log(len(rows) / len(half)), 0.5, 1.5))
-                rates[probe, C] = (times[1], len(rows), b)
+        for probe, cs in Cs.items():  # the C path as a job fits it (warm-started probes: each C from the last)
+            fit_probes([probe], X[rows[:200]], y[rows[:200]], [max(cs)], max_iter=5)  # warm-up: imports, thread pools
+            times = []
+            for r in (half, rows):
+                t0 = time.perf_counter()
+                fit_probes([probe], X[r], y[r], sorted(cs), max_iter=clf.max_iter, seed=clf.seed,
+                           standardize=clf.standardize)
+                times.append(time.perf_counter() - t0)
+            b = float(np.clip(np.log(max(times[1], 1e-4) / max(times[0], 1e-4)) / np.log(len(rows) / len(half)), 0.5, 1.5))
+            for C in cs:  # a path's time shared evenly by its Cs
+                rates[probe, C] = (times[1] / len(cs), len(rows), b)
         from .adapters import ADAPTERS
 
         first: dict = {}
@@ -156,9 +159,19 @@ def estimate(pl: Plan, rates: dict, dom: np.ndarray, dim: int, workers: int) -> 
         t_m, m, b = rates[probe, C]
         for t, sources, k in fits:
             jobs[t, sources] = jobs.get((t, sources), 0.0) + k * t_m * (rows(t, sources) / m) ** b
-    for t, sources, js in pl.probe_jobs:  # operator fits and maps: a few passes over the job's rows per variant
-        n = int((pl.parts[t] != TEST).sum()) + rows(t, tuple(sources))
-        jobs[t, tuple(sources)] = jobs.get((t, tuple(sources)), 0.0) + 3 * len(js) * n * dim * dim * rates["map"]
+    scored: dict = {}
+
+    def eval_rows(t, sources, target):  # the rows a setting maps to score: sources' and target's non-train rows
+        key = (t, sources, target)
+        if key not in scored:
+            scored[key] = int(((pl.parts[t] != TRAIN) & np.isin(dom, [*sources, target])).sum())
+        return scored[key]
+
+    for t, sources, js in pl.probe_jobs:  # operator maps (and fits): two passes of n d^2 over the rows each setting maps
+        src = tuple(sources)
+        for setting, _, _, _ in js:
+            n = rows(t, src) + eval_rows(t, src, setting.target)
+            jobs[t, src] = jobs.get((t, src), 0.0) + 2 * n * dim * dim * rates["map"]
     costs = list(jobs.values())
     for _, name, hyper, tasks in pl.adapter_jobs:
         costs.append(rates[name] * int(hyper.get("steps", 100)) * len(tasks))
