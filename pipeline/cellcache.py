@@ -53,8 +53,9 @@ class CellCache:
         self.root = Path(root) if root else None
         self.values: dict[str, dict] = {}
         self.new: dict[str, dict] = {}
+        self.versions: dict[str, int] = {}  # cells per code version ("unknown": shards from before versions)
         if self.root and self.root.is_dir():
-            for shard in sorted(self.root.glob("cells-*.parquet")):
+            for shard in _shards(self.root):
                 try:
                     df = read_table(shard)[0]
                 except (OSError, ArrowException) as exc:  # truncated / corrupt: its cells are computed again
@@ -63,10 +64,16 @@ class CellCache:
                     shard.unlink(missing_ok=True)
                     continue
                 self.values.update(zip(df["key"], df[VALUE_COLUMNS].to_dict("records")))
+                for v, n in (df["code"].value_counts().items() if "code" in df else [("unknown", len(df))]):
+                    self.versions[v] = self.versions.get(v, 0) + int(n)
         self.hits = 0
 
-    def shards(self) -> list[Path]:
-        return sorted(self.root.glob("cells-*.parquet")) if self.root and self.root.is_dir() else []
+    def report(self) -> dict:
+        """Its size, from what was loaded and saved (no shard read again): shards, bytes, cells per code
+        version; ``current`` is this checkout's version."""
+        shards = _shards(self.root)
+        return {"root": str(self.root), "shards": len(shards), "bytes": _bytes(shards),
+                "cells": sum(self.versions.values()), "current": code_version(), "by_version": dict(self.versions)}
 
     def get(self, key: str) -> dict | None:
         v = self.values.get(key)
@@ -84,26 +91,22 @@ class CellCache:
         name = f"cells-{hashlib.sha256(''.join(keys).encode()).hexdigest()[:24]}.parquet"
         df = pd.DataFrame([{"key": k, **self.new[k]} for k in keys], columns=["key", *VALUE_COLUMNS])
         write_table(self.root / name, df.assign(code=code_version()))
+        self.versions[code_version()] = self.versions.get(code_version(), 0) + len(keys)
         self.new = {}
         return self.root / name
 
 
+def _shards(root: Path | None) -> list[Path]:
+    return sorted(root.glob("cells-*.parquet")) if root and root.is_dir() else []
+
+
+def _bytes(shards: list[Path]) -> int:
+    return sum(s.stat().st_size for s in shards if s.exists())
+
+
 def cache_report(root: str | Path) -> dict:
-    """Size of the cell cache at ``root``: shards, bytes, and cells per code version (``"unknown"``: shards
-    written before versions were recorded); ``current`` is this checkout's version."""
-    root = Path(root)
-    shards = sorted(root.glob("cells-*.parquet")) if root.is_dir() else []
-    versions: dict[str, int] = {}
-    for shard in shards:
-        try:
-            df = read_table(shard)[0]
-        except (OSError, ArrowException):
-            versions["unreadable"] = versions.get("unreadable", 0) + 1
-            continue
-        for v, n in (df["code"].value_counts().items() if "code" in df else [("unknown", len(df))]):
-            versions[v] = versions.get(v, 0) + int(n)
-    return {"root": str(root), "shards": len(shards), "bytes": sum(s.stat().st_size for s in shards),
-            "cells": sum(versions.values()), "current": code_version(), "by_version": versions}
+    """:meth:`CellCache.report` of the cache at ``root`` (an unreadable shard is deleted, as a run would)."""
+    return CellCache(root).report()
 
 
 def prune(root: str | Path, keep=None) -> dict:
@@ -112,9 +115,9 @@ def prune(root: str | Path, keep=None) -> dict:
     "bytes_after"}. Other checkouts (branches) sharing the directory keep theirs only if named in ``keep``."""
     keep = set(keep or [code_version()])
     root = Path(root)
-    before = cache_report(root)["bytes"]
+    before = _bytes(_shards(root))
     kept = dropped = 0
-    for shard in sorted(root.glob("cells-*.parquet")) if root.is_dir() else []:
+    for shard in _shards(root):
         try:
             df = read_table(shard)[0]
         except (OSError, ArrowException):
@@ -126,4 +129,4 @@ def prune(root: str | Path, keep=None) -> dict:
             shard.unlink()
         elif not mask.all():
             write_table(shard, df[mask].reset_index(drop=True))
-    return {"kept": kept, "dropped": dropped, "bytes_before": before, "bytes_after": cache_report(root)["bytes"]}
+    return {"kept": kept, "dropped": dropped, "bytes_before": before, "bytes_after": _bytes(_shards(root))}

@@ -11,8 +11,8 @@ results go to the caller, which keeps the cell cache as the single source of res
   (:func:`watch_parent`), so no ~500 MB process outlives a killed run.
 * ``ray``: one Ray task per job on a local Ray (started here with ``workers`` CPUs and shut down at the
   end) or on an existing cluster (``address``: ``auto`` or ``ray://host:10001``). A driver that dies
-  takes its job's tasks with it (Ray kills a dead driver's workers); a local Ray it started is stopped
-  with it (its processes watch this one, as the local engine's do).
+  takes its job's tasks with it (Ray kills a dead driver's workers); a local Ray it started is killed
+  with it by a reaper process (:func:`start_reaper`).
 """
 from __future__ import annotations
 
@@ -127,8 +127,7 @@ def _ray_call(fn, shared, *args):
 @ENGINES.register("ray")
 def run_ray(fn: Callable, shared, calls: list[tuple], workers: int = 2, address: str | None = None,
             cpus_per_job: float = 1, **_) -> Iterator[tuple[int, object]]:
-    """One Ray task per job; ``address`` None starts a local Ray with ``workers`` CPUs (stopped at the end).
-    ``worker_pids`` of the returned iterator's owner: see :func:`run_ray_pids`."""
+    """One Ray task per job; ``address`` None starts a local Ray with ``workers`` CPUs (stopped at the end)."""
     yield from ((i, r) for i, (_, r) in run_ray_pids(fn, shared, calls, workers, address, cpus_per_job))
 
 
@@ -160,4 +159,4 @@ def engine_workers(engine: str, n_jobs: int, ray_workers: int) -> int:
     """How many jobs run at once: local ``n_jobs`` (-1 = every core), ray the local Ray's CPUs."""
     if engine == "ray":
         return ray_workers
-    return os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs

@@ -125,26 +125,26 @@ def describe_row(df: pd.DataFrame, row: int) -> str:
     return ", ".join(f"{c}={df[c].iloc[row]}" for c in IDENTIFYING if c in df.columns)
 
 
-def check_finite(path, df: pd.DataFrame, emb: np.ndarray) -> None:
-    """Refuse an embedding matrix with a NaN / inf, naming the store, the first bad row and how many."""
+def check_finite(path, df: pd.DataFrame, emb: np.ndarray, offset: int = 0, count: str = "in all") -> None:
+    """Refuse an embedding matrix with a NaN / inf, naming the store, the first bad row (``df``'s rows start
+    at store row ``offset``) and how many (``count``: where they were counted)."""
     bad = ~np.isfinite(emb).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise NonFiniteError(f"{path}: row {row} ({describe_row(df, row)}) has a non-finite embedding "
-                             f"({int(bad.sum())} row(s) in all); nothing downstream may use it")
+        raise NonFiniteError(f"{path}: row {offset + row} ({describe_row(df, row)}) has a non-finite embedding "
+                             f"({int(bad.sum())} row(s) {count}); nothing downstream may use it")
 
 
-def read_table(path: str | Path, vector: str = EMBEDDING, filters=None) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+def read_table(path: str | Path, vector: str = EMBEDDING) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
     """Read a store written by :func:`write_table`: (columns, the ``vector`` column as a float32 matrix or
-    None when the store has no such column, metadata); other vector columns are not read. ``filters``:
-    pyarrow's row filters (e.g. ``[("domain", "=", "sketch")]``): only those rows are read.
+    None when the store has no such column, metadata); other vector columns are not read.
     A NaN / inf vector is refused (:class:`NonFiniteError`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the stage that produces it (`dvc repro`)")
     schema = pq.read_schema(path)
     vectors = [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
-    table = pq.read_table(path, columns=[n for n in schema.names if n not in vectors or n == vector], filters=filters)
+    table = pq.read_table(path, columns=[n for n in schema.names if n not in vectors or n == vector])
     meta = json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
     emb = None
     if vector in table.column_names:
@@ -177,12 +177,10 @@ def iter_blocks(path: str | Path, vector: str = EMBEDDING, columns=("domain", "l
         col = table.column(vector).combine_chunks()
         X = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size).astype(np.float32, copy=False)
         df = table.drop_columns([vector]).to_pandas()
-        bad = ~np.isfinite(X).all(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            exc = NonFiniteError(f"{path}: row {start + row} ({describe_row(df, row)}) has a non-finite embedding "
-                                 f"({int(bad.sum())} row(s) in this row group); nothing downstream may use it")
-            raise NonFiniteError(f"{exc}{_paths_of(exc, locator)}")
+        try:
+            check_finite(path, df, X, offset=start, count="in this row group")
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"{exc}{_paths_of(exc, locator)}") from None
         start += len(df)
         yield df, X
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from _common import read_params, run
 
-from pipeline.cellcache import CellCache, cache_report
+from pipeline.cellcache import CellCache
 from pipeline.evaluate_io import read_inputs
 from pipeline.evaluation import evaluate
 from pipeline.imagefree import IMAGE_FREE
@@ -29,7 +29,7 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     acc, info = evaluate(inp.images, inp.X, inp.text, inp.domains, inp.classes, p, image_free, cache,
                          fixed_test=bool(inp.meta.get("trained_on")), progress=True, joint=inp.joint)
     cache.save()
-    size = {k: v for k, v in cache_report(cache.root).items() if k in ("cells", "shards", "bytes", "by_version")}
+    size = {k: v for k, v in cache.report().items() if k in ("cells", "shards", "bytes", "by_version")}
     write_csv(accuracy, acc)
     write_json(report, {**info, "domains": inp.domains, "trained_on": inp.meta.get("trained_on"), "cell_cache": size})
     print(f"evaluate: {info['cells']} cells ({info['computed']} computed, {info['cells'] - info['computed']} from the "
