@@ -33,11 +33,11 @@ from pipeline.store import TableWriter, write_json, write_table  # noqa: E402
 
 SIZES = {"clipart": 48_129, "infograph": 51_605, "painting": 72_266, "quickdraw": 172_500, "real": 172_947,
          "sketch": 69_128}
-CPU_GRID = ["classifier.probes=[logreg]", "classifier.C=[0.1]", "operators.names=[none,center]",
+CPU_GRID = ["classifier.probes=[ridge]", "operators.names=[none,center]",
             "evaluation.trials=1", "evaluation.selection=[train_val]",
             "gap.cmmd_estimator=ustat", "gap.n_boot=10", "gap.n_subsets=10", "gap.subset_size=1000", "gap.clamp_subset_size=true",
             "promptstyler.arcface.epochs=5"]
-STAGES = ["similarity", "train_arcface", "evaluate", "domain_gap", "diagnostics", "results"]
+STAGES = ["similarity", "train_arcface", "evaluate", "domain_gap", "fewshot_gap", "diagnostics", "results"]
 
 
 def world(out: Path, scale: float, dim: int = 512, k: int = 345, seed: int = 0, chunk: int = 65_536) -> dict:

@@ -1,6 +1,9 @@
 """SVM, softmax and DANN against scikit-learn run directly / against a source-only network."""
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -139,12 +142,15 @@ def test_grid_probes_agree_with_the_exact_minimiser_on_a_hard_world(name, loss):
         exact = LinearProbe(loss, C=1.0, tol=1e-10, max_iter=20000).fit(scaler.transform(Xtr), ytr)
         pe = exact.predict(scaler.transform(Xte))
         grid = make_probe(name, C=1.0, max_iter=1000, seed=0, standardize=True).fit(Xtr, ytr)
-        assert grid[-1].tol == {"softmax": GRID_TOL, "logreg": EXACT_TOL, "svm": 1e-3}[name]  # svm: then exact Newton
+        assert grid[-1].tol == {"softmax": GRID_TOL, "logreg": EXACT_TOL, "svm": 0.0}[name]  # svm: exact Newton
         grid_agree.append((grid.predict(Xte) == pe).mean())
-        loose = LinearProbe(loss, C=1.0, tol=1e-3, max_iter=1000, dtype="float32")
-        if loss == "squared_hinge":  # the L-BFGS start alone, without the Newton polish
-            loose._newton_hinge = lambda Wt, *_: (Wt, 0)
-        loose.fit(scaler.transform(Xtr), ytr)
+        if loss == "squared_hinge":  # liblinear at its default tolerance, as scikit-learn runs it
+            loose = LinearSVC(C=1.0, max_iter=1000)
+        else:
+            loose = LinearProbe(loss, C=1.0, tol=1e-3, max_iter=1000, dtype="float32")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            loose.fit(scaler.transform(Xtr), ytr)
         loose_agree.append((loose.predict(scaler.transform(Xte)) == pe).mean())
     assert min(grid_agree) >= 0.995, grid_agree
     assert min(loose_agree) < min(grid_agree)  # the world is hard enough to tell the two tolerances apart
@@ -159,7 +165,8 @@ def test_svm_warm_started_along_the_c_path_equals_cold_fits():
         cold = make_probe("svm", C=C).fit(Xtr, ytr)
         np.testing.assert_allclose(path["svm", C][-1].coef_, cold[-1].coef_, atol=1e-5 * np.abs(cold[-1].coef_).max())
         assert (path["svm", C].predict(Xte) == cold.predict(Xte)).all()
-    assert path["svm", 1.0][-1].n_iter_ == 0  # started from C = 0.1's solution: no L-BFGS, Newton only
+    cold = make_probe("svm", C=1.0).fit(Xtr, ytr)
+    assert path["svm", 1.0][-1].newton_steps_ < cold[-1].newton_steps_  # started from C = 0.1's solution
 
 
 def test_logreg_along_the_c_path_equals_independent_fits_and_scikit_learns_minimiser():
@@ -176,7 +183,8 @@ def test_logreg_along_the_c_path_equals_independent_fits_and_scikit_learns_minim
         np.testing.assert_allclose(path["logreg", C][-1].coef_, cold[-1].coef_, atol=1e-3 * np.abs(cold[-1].coef_).max())
         ref = LogisticRegression(C=C, tol=1e-10, max_iter=100000).fit(scaler.transform(Xtr), ytr)
         assert (path["logreg", C].predict(Xte) == ref.predict(scaler.transform(Xte))).mean() >= 0.995
-    assert path["logreg", 1.0][-1].n_iter_ < make_probe("logreg", C=1.0).fit(Xtr, ytr)[-1].n_iter_  # the path saves work
+    colds = sum(make_probe("logreg", C=C).fit(Xtr, ytr)[-1].n_iter_ for C in Cs)
+    assert sum(path["logreg", C][-1].n_iter_ for C in Cs) < colds  # the path saves work
 
 
 def test_the_log_loss_in_row_blocks_equals_the_whole_matrix(monkeypatch):
@@ -200,3 +208,25 @@ def test_the_log_loss_in_row_blocks_equals_the_whole_matrix(monkeypatch):
     big = LinearProbe("log", C=0.5, tol=1e-9, max_iter=2000).fit(Xs, y, spectrum=spectrum)
     np.testing.assert_allclose(big.coef_, ref.coef_, atol=1e-5 * np.abs(ref.coef_).max())
     assert (big.predict(Xs) == ref.predict(Xs)).all()
+
+
+def test_ridge_is_scikit_learns_ridge_classifier_along_its_c_path(monkeypatch):
+    """``ridge`` at C equals RidgeClassifier(alpha = 1 / (2 C)) on the standardised rows, every C of the
+    path from one pass; the Gram accumulated in row blocks equals the whole-matrix one."""
+    from sklearn.linear_model import RidgeClassifier
+
+    import pipeline.probes.ridge as ridge
+
+    Xtr, ytr, Xte, _ = hard_world(4, n=700, d=48)
+    scaler = StandardScaler().fit(Xtr)
+    monkeypatch.setattr(ridge, "BLOCK", 128)  # 6 blocks
+    path = fit_probes(["ridge"], Xtr, ytr, [0.01, 1.0, 100.0])
+    for C in (0.01, 1.0, 100.0):
+        ref = RidgeClassifier(alpha=1 / (2 * C)).fit(scaler.transform(Xtr), ytr)
+        np.testing.assert_allclose(path["ridge", C][-1].coef_, ref.coef_, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(path["ridge", C][-1].intercept_, ref.intercept_, rtol=1e-6, atol=1e-9)
+        assert (path["ridge", C].predict(Xte) == ref.predict(scaler.transform(Xte))).all()
+        alone = make_probe("ridge", C=C).fit(Xtr, ytr)
+        np.testing.assert_allclose(alone[-1].coef_, path["ridge", C][-1].coef_, rtol=1e-9, atol=1e-12)
+    with pytest.raises(Exception, match="classifier.C"):
+        make_probe("ridge", C=0.0).fit(Xtr, ytr)

@@ -4,7 +4,9 @@ The contract: an entry is a class whose keyword-only constructor takes ``C`` (in
 ``classifier.C`` grid), ``max_iter``, ``seed`` and ``device`` (``classifier.device``, resolved: cpu / cuda[:N];
 a CPU-only solver ignores it) and returns a scikit-learn classifier (``fit(X, y)``,
 ``predict``, fitted ``coef_`` / ``intercept_`` / ``classes_``); ``warm_start_path = True`` declares that
-its result does not depend on its starting point (an exact solver), so a C path may warm-start it.
+its result does not depend on its starting point (an exact solver), so a C path may warm-start it; a
+classmethod ``fit_path(X, y, Cs, *, max_iter, seed, device)`` returning one fitted estimator per C
+(in the order of ``Cs``) lets a closed-form solver share the whole path's work (``ridge``).
 :func:`fit_probes` standardises a training set once and fits every probe at every C on it.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, s
                device: str = "cpu", overwrite: bool = False) -> dict:
     """{(name, C): fitted estimator} for every probe at every C on one training set, standardised once:
     the StandardScaler is fit on ``X`` and shared by every probe's pipeline. The :class:`LinearProbe` s
-    also share one feature spectrum (their preconditioner). Probes that declare ``warm_start_path``
+    with the log loss also share one feature spectrum (their first preconditioner). Probes that declare ``warm_start_path``
     (exact solvers) are solved along the C path in increasing C, each from the last C's solution; the
     others start from scratch at every C, so each fit equals a separate fit (logreg_sklearn exactly;
     softmax to its tolerance). ``overwrite``: standardise ``X`` in place (the caller hands over a copy it
@@ -49,10 +51,15 @@ def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, s
     Xs = scaler.transform(X, copy=not overwrite) if standardize else X  # overwrite: the caller's copy, in place
     for name in names:
         entry, prev = PROBES[name], None
+        if hasattr(entry, "fit_path"):  # a closed-form path: every C from one pass over the rows
+            for C, clf in zip(sorted(Cs), entry.fit_path(Xs, y, sorted(Cs), max_iter=max_iter, seed=seed, device=device)):
+                out[name, C] = make_pipeline(scaler, clf) if standardize else clf
+            continue
         for C in sorted(Cs):
             clf = entry(C=C, max_iter=max_iter, seed=seed, device=device)
-            if isinstance(clf, LinearProbe) and standardize:  # centred columns: one spectrum serves every loss
-                spectrum = LinearProbe.spectrum(Xs) if spectrum is None else spectrum
+            if isinstance(clf, LinearProbe) and standardize:  # centred columns: one spectrum serves every log loss
+                if clf.loss == "log" and spectrum is None:
+                    spectrum = LinearProbe.spectrum(Xs)
                 init = (prev.coef_, prev.intercept_) if prev is not None and entry.warm_start_path else None
                 clf.fit(Xs, y, spectrum=spectrum, init=init)
             else:

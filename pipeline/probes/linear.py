@@ -10,7 +10,7 @@ from .base import softmax
 # Where the grid's softmax probe stops (max-abs gradient in the preconditioned basis). At 1e-3, up to
 # 1.5% of test predictions on ill-conditioned, near-separable features differed from the exact
 # minimiser's; at 1e-5 at least 99.95% agree (tests/test_probes.py, docs/benchmarks.md). The svm
-# probe needs no tight tolerance: Newton steps on its active set finish at the exact minimiser.
+# probe has no tolerance: Newton steps on its active set finish at the exact minimiser.
 GRID_TOL = 1e-5
 
 
@@ -25,15 +25,17 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
       = liblinear's primal as run by scikit-learn's ``LinearSVC`` (the bias is a regularised
       feature of value 1, as in liblinear; Fan et al., JMLR 2008).
 
-    Speed: L-BFGS runs in the PCA basis of the features, each direction j rescaled by
-    (kappa lambda_j + 1/(C n))^{-1/2}, with lambda_j the feature-covariance eigenvalue and kappa the
-    loss curvature (a bound first, then re-estimated at the current point: it collapses on
-    separable data). This change of variables leaves the minimiser unchanged but brings the
-    Hessian near the identity, so ill-conditioned features (CLIP's are) converge in tens of
-    iterations instead of hitting ``max_iter``. ``tol`` bounds the max-abs gradient in that basis.
+    Speed, log loss: L-BFGS runs in an eigenbasis of the features, each direction j rescaled by
+    (lambda_j + 1/(C n))^{-1/2}: first lambda = the covariance eigenvalues times the curvature bound
+    1/4, then the eigenvalues of the curvature-weighted covariance X^T diag(w) X / n at the current
+    point (:meth:`_softmax_spectrum`). This change of variables leaves the minimiser unchanged but
+    brings the Hessian near the identity, so ill-conditioned features (CLIP's are) converge in tens of
+    iterations instead of hitting ``max_iter``; ``tol`` bounds the max-abs gradient in that basis.
+    Squared hinge: semismooth Newton from zero (or a C path's last solution) to the exact minimiser
+    (:meth:`_newton_hinge`); ``tol`` is unused.
     """
 
-    _CURVATURE = {"log": 0.25, "squared_hinge": 1.0}
+    _CURVATURE = {"log": 0.25, "squared_hinge": None}  # the log loss's curvature bound (first preconditioner)
 
     def __init__(self, loss: str = "log", C: float = 1.0, max_iter: int = 500, tol: float = 1e-6,
                  device: str = "cpu", dtype: str = "float64"):
@@ -56,11 +58,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, spectrum=None, init=None):
         """``spectrum``: :meth:`spectrum` of the (column-centred) features, when already computed
-        (:func:`~pipeline.probes.fit_probes` shares one); any orthonormal basis leaves the minimiser
-        unchanged. ``init``: (coef, intercept) to start from (a C path warm-starts each C from the last
-        C's solution): the squared hinge's Newton steps end at the exact minimiser wherever they start;
-        the log loss runs one tight solve from there, its curvature estimated at that point -- the same
-        minimiser, reached to ``tol`` from another start."""
+        (:func:`~pipeline.probes.fit_probes` shares one; the log loss's first preconditioner); any
+        orthonormal basis leaves the minimiser unchanged. ``init``: (coef, intercept) to start from (a C
+        path warm-starts each C from the last C's solution): the squared hinge's Newton steps end at the
+        exact minimiser wherever they start; the log loss runs one tight solve from there,
+        preconditioned at that point -- the same minimiser, reached to ``tol`` from another start."""
         import torch
 
         if self.loss not in self._CURVATURE:
@@ -68,78 +70,99 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         if self.C <= 0:
             raise ValueError(f"classifier.C={self.C} must be > 0")
         X = torch.as_tensor(np.asarray(X), device=self.device).to(getattr(torch, self.dtype))
-        dt = torch.float64  # parameters and loss; the data may be float32 (``dtype``) for speed
         self.classes_, yi = np.unique(y, return_inverse=True)
-        n, k = len(X), len(self.classes_)
         yt = torch.as_tensor(yi, device=self.device)
-        hinge = self.loss == "squared_hinge"
-        if hinge:  # liblinear: bias = regularised constant feature; one column per class (OvR)
-            X = torch.cat([X, torch.ones(n, 1, dtype=X.dtype, device=self.device)], 1)
-            center = torch.zeros(X.shape[1], dtype=X.dtype, device=self.device)
-            sign = 2.0 * torch.nn.functional.one_hot(yt, k).T.to(dt) - 1.0  # k x n, as the logits
-        else:  # unpenalised intercept: centring X is an exact reparametrisation
-            center = X.mean(0)
-        large = not hinge and n * k > self.LARGE
+        fit = self._fit_hinge if self.loss == "squared_hinge" else self._fit_log
+        W, bias = fit(X, yt, len(self.classes_), 1.0 / (self.C * len(X)), spectrum, init)
+        self.coef_ = W.T.cpu().numpy().astype(np.float64)
+        self.intercept_ = bias.cpu().numpy().astype(np.float64)
+        return self
+
+    def _fit_hinge(self, X, yt, k, r, spectrum, init):
+        """liblinear's bias (a regularised constant feature), one column per class (OvR); semismooth
+        Newton from ``init`` or from zero (where every row violates its margin, so the first step is the
+        ridge least-squares fit to the +-1 targets) to the exact minimiser."""
+        import torch
+
+        dt, n = torch.float64, len(X)
+        X = torch.cat([X, torch.ones(n, 1, dtype=X.dtype, device=self.device)], 1)
+        sign = 2.0 * torch.nn.functional.one_hot(yt, k).T.to(dt) - 1.0  # k x n, as the logits
+        self.n_iter_ = 0
+        if init is None:
+            Wt = torch.zeros(k, X.shape[1], dtype=dt, device=self.device)
+        else:
+            Wt = torch.as_tensor(np.concatenate([init[0], np.asarray(init[1])[:, None]], 1), dtype=dt, device=self.device)
+        Wt, self.newton_steps_ = self._newton_hinge(Wt, X, sign, r, self.max_iter)
+        W = Wt.T.to(X.dtype)
+        return W[:-1], W[-1]
+
+    def _fit_log(self, X, yt, k, r, spectrum, init):
+        """Multinomial log loss by L-BFGS in a preconditioned basis (class docstring): without ``init``,
+        a loose solve (curvature bound kappa = 1/4 on the feature covariance), a loose solve in the
+        curvature-weighted covariance's basis at that point, then a tight one in the basis re-estimated
+        again; from ``init``, one tight solve in the basis estimated there. The unpenalised intercept
+        makes centring X an exact reparametrisation."""
+        import torch
+
+        dt, n = torch.float64, len(X)
+        large = n * k > self.LARGE
+        center = X.mean(0)
         if large and spectrum is not None:  # standardised (centred) rows: no centred copy, no transposed copy
             center = torch.zeros_like(center)
         Xc = X - center if not (large and spectrum is not None) else X
         Xct = Xc.T.contiguous() if not large else None  # large: logits in row blocks, memory k x block
-        if spectrum is None:
-            lam, V = self.spectrum(Xc)
-        else:
-            lam, V = (torch.as_tensor(a, device=self.device) for a in spectrum)
-            if hinge:  # the bias feature: second moment 1, uncorrelated with centred features
-                lam, V = torch.cat([lam, lam.new_ones(1)]), torch.block_diag(V, V.new_ones(1, 1))
-        lam, V, r = lam.double().clamp_min(0), V.double(), 1.0 / (self.C * n)
-        Vt = V.T.contiguous()  # W^T = (diag(scale) U)^T V^T: every product below in the k x p layout
-        U0 = torch.zeros(k, X.shape[1], dtype=dt, device=self.device)  # W^T = U diag(scale) V^T
         b = torch.zeros(k, dtype=dt, device=self.device)
-        target = sign if hinge else yt
-        kappa, self.n_iter_ = self._CURVATURE[self.loss], 0
-        warm = hinge and init is not None
-        phases = [] if warm else [0, 1, 2]  # loose solves with the curvature re-estimated after each, then a tight one
-        if not hinge and init is not None:  # the log loss from a given point (a C path): one tight solve
-            W0t = torch.as_tensor(np.asarray(init[0]), dtype=dt, device=self.device)
-            b = torch.as_tensor(np.asarray(init[1]), dtype=dt, device=self.device) + W0t @ center.to(dt)
-            kappa = min(max(self._softmax_curvature(W0t, b, Xc, Xct, k), 1e-4), kappa)
-            U0 = (W0t @ V) * (kappa * lam + r).sqrt()
-            phases = [2]
-        for phase in phases:
-            last = phase == 2
-            scale = (kappa * lam + r).rsqrt()
-            U = U0.clone()
-            opt = torch.optim.LBFGS([U, b] if not hinge else [U], max_iter=self.max_iter,
-                                    tolerance_grad=self.tol if last else max(self.tol, 1e-3),
+        if init is not None:
+            Wt = torch.as_tensor(np.asarray(init[0]), dtype=dt, device=self.device)
+            b = torch.as_tensor(np.asarray(init[1]), dtype=dt, device=self.device) + Wt @ center.to(dt)
+            lam, V = self._softmax_spectrum(Wt, b, Xc, Xct, k)
+            phases = [True]
+        else:
+            Wt = torch.zeros(k, X.shape[1], dtype=dt, device=self.device)
+            lam, V = self.spectrum(Xc) if spectrum is None else (torch.as_tensor(a, device=self.device) for a in spectrum)
+            lam = self._CURVATURE["log"] * lam.double().clamp_min(0)
+            phases = [False, False, True]  # is the solve the tight one
+        self.n_iter_ = 0
+        for tight in phases:
+            V = V.double()
+            Vt, scale = V.T.contiguous(), (lam + r).rsqrt()
+            U = (Wt @ V) / scale  # W^T = U diag(scale) V^T: every product in the k x p layout
+            opt = torch.optim.LBFGS([U, b], max_iter=self.max_iter,
+                                    tolerance_grad=self.tol if tight else max(self.tol, 1e-3),
                                     tolerance_change=1e-12, history_size=50, line_search_fn="strong_wolfe")
 
             def closure():
-                loss, gWt, gb = self._loss_grad((U * scale) @ Vt, b, Xc, Xct, target, r)
+                loss, gWt, gb = self._loss_grad((U * scale) @ Vt, b, Xc, Xct, yt, r)
                 U.grad, b.grad = (gWt @ V) * scale, gb
                 return loss
 
             with torch.no_grad():
                 opt.step(closure)
                 self.n_iter_ += opt.state[opt._params[0]]["n_iter"]
-                if last:
-                    break
-                if hinge:  # squared hinge: curvature 2 on the margin-violating rows
-                    new = 2.0 * float((sign * self._logits_t((U * scale) @ Vt, b, Xct) < 1).to(dt).mean())
-                else:  # softmax: mean eigenvalue of diag(p) - p p^T over its k - 1 free directions
-                    new = self._softmax_curvature((U * scale) @ Vt, b, Xc, Xct, k)
-            new = min(max(new, 1e-4), self._CURVATURE[self.loss])
-            U0 = U * scale * (new * lam + r).sqrt()  # same W in the next basis
-            kappa = new
-        Wt = (U * scale) @ Vt if not warm else torch.as_tensor(
-            np.concatenate([init[0], np.asarray(init[1])[:, None]], 1), dtype=dt, device=self.device)
-        if hinge:  # polish to the exact minimiser: Newton steps on the margin-violating rows
-            Wt, self.newton_steps_ = self._newton_hinge(Wt, Xc, sign, r, self.max_iter)
+                Wt = (U * scale) @ Vt
+                if not tight:
+                    lam, V = self._softmax_spectrum(Wt, b, Xc, Xct, k)
         W = Wt.T.to(Xc.dtype)
-        bias = b.to(Xc.dtype) - center @ W
-        if hinge:
-            W, bias = W[:-1], W[-1]
-        self.coef_ = W.T.cpu().numpy().astype(np.float64)
-        self.intercept_ = bias.cpu().numpy().astype(np.float64)
-        return self
+        return W, b.to(Xc.dtype) - center @ W
+
+    @classmethod
+    def _softmax_spectrum(cls, Wt, b, X, Xt, k):
+        """Eigen-decomposition of X^T diag(w) X / n with w_i = (1 - sum_c p_ic^2) / (k - 1) at (W, b): the
+        softmax Hessian sum_i (diag(p_i) - p_i p_i^T) (x) x_i x_i^T with each row's k x k block replaced
+        by its mean eigenvalue over its k - 1 free directions. On near-separable data the curvature sits
+        on the rows near a boundary, which a scalar times the plain covariance misses (1.5x fewer
+        L-BFGS iterations on PACS-shaped features, docs/benchmarks.md). Eigenvalues floored at 1e-4 x
+        their mean."""
+        import torch
+
+        G = None
+        for i, j in ([(0, len(X))] if Xt is not None else cls._blocks(X, k)):
+            pr = cls._logits_t(Wt, b, Xt if Xt is not None else X[i:j].T).softmax(0)
+            w = ((1 - (pr * pr).sum(0)) / max(k - 1, 1)).to(X.dtype)
+            part = (X[i:j] * w[:, None]).T @ X[i:j]
+            G = part if G is None else G + part
+        lam, V = torch.linalg.eigh((G / len(X)).double())
+        return lam.clamp_min(1e-4 * float(lam.mean().clamp_min(1e-12))), V
 
     @staticmethod
     def _newton_hinge(Wt, X, sign, r, max_steps):
@@ -165,7 +188,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         before, full, rough = None, None, True
         done = torch.zeros(k, dtype=torch.bool, device=Wt.device)
         steps = 0
-        for _ in range(min(max_steps, 50)):
+        for _ in range(min(max_steps, 100)):
             active = M < 1
             for c in torch.nonzero(~done).flatten().tolist():
                 if before is None:
@@ -207,6 +230,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             done[live] = (same & ((t - 1).abs() < 1e-4)) | (t.abs() * dd.sqrt() <= 1e-12 * Wt[live].norm(dim=1))
             if bool(done.all()):
                 break
+        else:
+            import warnings
+
+            from sklearn.exceptions import ConvergenceWarning
+
+            warnings.warn(f"svm: {int((~done).sum())} of {k} classes' Newton steps had not settled their active set "
+                          f"after {min(max_steps, 100)} steps (classifier.max_iter); their solution is not exact",
+                          ConvergenceWarning, stacklevel=3)
         return Wt, steps
 
     LARGE = 2**25  # k x n above this: the log loss runs in row blocks of BLOCK_ELEMS / k rows (bounded memory)
@@ -217,18 +248,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         step = max(cls.BLOCK_ELEMS // max(k, 1), 1024)
         return [(i, min(i + step, len(X))) for i in range(0, len(X), step)]
 
-    @classmethod
-    def _softmax_curvature(cls, Wt, b, X, Xt, k) -> float:
-        """Mean over rows of (1 - sum_c p_c^2) / (k - 1) at (W, b); in row blocks when ``Xt`` is None."""
-        if Xt is not None:
-            pr = cls._logits_t(Wt, b, Xt).softmax(0)
-            return float((1 - (pr * pr).sum(0)).mean()) / max(k - 1, 1)
-        total = 0.0
-        for i, j in cls._blocks(X, k):
-            pr = cls._logits_t(Wt, b, X[i:j].T).softmax(0)
-            total += float((1 - (pr * pr).sum(0)).sum())
-        return total / len(X) / max(k - 1, 1)
-
     @staticmethod
     def _logits_t(Wt, b, Xt):
         """Logits transposed, (X W + b)^T = W^T X^T + b (k x n), from contiguous W^T and X^T: CPU BLAS
@@ -236,39 +255,24 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return (Wt.to(Xt.dtype) @ Xt).to(Wt.dtype) + b[:, None]
 
     @classmethod
-    def _loss_grad(cls, Wt, b, X, Xt, target, r):
-        """Objective and its gradient in W and b, in closed form (no autograd graph), all in the
-        k x n layout of the transposed logits z: squared hinge (``target`` = +-1 matrix)
-        L = mean_i sum_k a_ki^2, a = max(0, 1 - s * z), dL/dz = -2 s a / n; cross-entropy
-        (``target`` = labels) dL/dz = (softmax(z) - onehot(y)) / n; both plus the ridge r ||W||^2 / 2.
-        Gradient in W^T (k x p): dL/dz X + r W^T."""
+    def _loss_grad(cls, Wt, b, X, Xt, y, r):
+        """Cross-entropy objective and its gradient in W and b, in closed form (no autograd graph), in the
+        k x n layout of the transposed logits z: dL/dz = (softmax(z) - onehot(y)) / n, plus the ridge
+        r ||W||^2 / 2; gradient in W^T (k x p): dL/dz X + r W^T. Without ``Xt``, in row blocks of X (the
+        same sums, memory k x block)."""
         import torch
 
-        if Xt is None:  # the log loss in row blocks: the same sums, memory k x block
-            n, loss, gWt, gb = len(X), 0.0, r * Wt, 0.0
-            for i, j in cls._blocks(X, len(Wt)):
-                z = cls._logits_t(Wt, b, X[i:j].T)
-                lse = z.logsumexp(0, keepdim=True)
-                loss = loss + (lse.squeeze(0) - z.gather(0, target[None, i:j]).squeeze(0)).sum() / n
-                G = (z - lse).exp()
-                G[target[i:j], torch.arange(j - i)] -= 1.0
-                G /= n
-                gWt = gWt + (G.to(X.dtype) @ X[i:j]).to(Wt.dtype)
-                gb = gb + G.sum(1)
-            return loss + (Wt * Wt).sum() * r / 2, gWt, gb
-        z = cls._logits_t(Wt, b, Xt)
-        n = z.shape[1]
-        if target.dtype.is_floating_point:
-            a = (1.0 - target * z).clamp_min(0)
-            loss, G = (a * a).sum() / n, -2.0 * target * a / n
-        else:
+        n, loss, gWt, gb = len(X), 0.0, r * Wt, 0.0
+        for i, j in ([(0, n)] if Xt is not None else cls._blocks(X, len(Wt))):
+            z = cls._logits_t(Wt, b, Xt if Xt is not None else X[i:j].T)
             lse = z.logsumexp(0, keepdim=True)
-            loss = (lse.squeeze(0) - z.gather(0, target[None]).squeeze(0)).mean()
+            loss = loss + (lse.squeeze(0) - z.gather(0, y[None, i:j]).squeeze(0)).sum() / n
             G = (z - lse).exp()
-            G[target, torch.arange(n)] -= 1.0
+            G[y[i:j], torch.arange(j - i)] -= 1.0
             G /= n
-        gWt = (G.to(X.dtype) @ X).to(Wt.dtype) + r * Wt
-        return loss + (Wt * Wt).sum() * r / 2, gWt, G.sum(1)
+            gWt = gWt + (G.to(X.dtype) @ X[i:j]).to(Wt.dtype)
+            gb = gb + G.sum(1)
+        return loss + (Wt * Wt).sum() * r / 2, gWt, gb
 
     def decision_function(self, X):
         return np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
