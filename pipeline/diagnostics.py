@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .correlation import correlations
+
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
@@ -65,9 +67,13 @@ def alignment_from_means(means: dict, text: dict[str, np.ndarray], domain_list: 
     return pd.DataFrame(rows)
 
 
-def accuracy_drops(acc: pd.DataFrame, method: str = "logreg", selection: str = "train_val") -> pd.DataFrame:
-    """drop(s -> t) = acc(s -> s, in-domain) - acc(s -> t), for ``method`` (operator none) as chosen by
-    ``selection``, each accuracy the mean over trials."""
+def accuracy_drops(acc: pd.DataFrame, method: str | None = None, selection: str = "train_val") -> pd.DataFrame:
+    """drop(s -> t) = acc(s -> s, in-domain) - acc(s -> t), for ``method`` (operator none; default ``logreg``,
+    or the first probe the grid scored in-domain when it has no logreg) as chosen by ``selection``, each
+    accuracy the mean over trials."""
+    if method is None:
+        scored = list(dict.fromkeys(acc.loc[acc["protocol"] == "in_domain", "method"]))
+        method = "logreg" if "logreg" in scored or not scored else scored[0]
     a = acc[(acc["method"] == method) & (acc["selection"] == selection)]
     a = a.groupby(["protocol", "source", "target"], sort=False)["accuracy"].mean().reset_index()
     indom = a[a["protocol"] == "in_domain"].set_index("source")["accuracy"]
@@ -75,17 +81,6 @@ def accuracy_drops(acc: pd.DataFrame, method: str = "logreg", selection: str = "
     cross["in_domain_accuracy"] = cross["source"].map(indom)
     cross["accuracy_drop"] = cross["in_domain_accuracy"] - cross["cross_accuracy"]
     return cross.reset_index(drop=True)
-
-
-def correlations(x, y) -> dict:
-    """Pearson r and Spearman rho (Pearson of average ranks)."""
-    x, y = pd.Series(np.asarray(x, float)), pd.Series(np.asarray(y, float))
-    ok = x.notna() & y.notna()
-    x, y = x[ok], y[ok]
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
-        return {"pearson": None, "spearman": None, "n": int(len(x))}
-    return {"pearson": round(float(np.corrcoef(x, y)[0, 1]), 4),
-            "spearman": round(float(np.corrcoef(x.rank(), y.rank())[0, 1]), 4), "n": int(len(x))}
 
 
 def gap_vs_drop(gaps: pd.DataFrame, drops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

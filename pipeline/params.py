@@ -222,7 +222,7 @@ class Dann(Section):
 
 
 class Classifier(Section):
-    probes: Names = ["logreg", "svm", "dann"]  # + softmax (logreg's objective to 1e-5, no C path), logreg_sklearn (the reference)
+    probes: Names = ["logreg", "svm", "dann"]  # + softmax (logreg's objective to 1e-5, no C path), logreg_sklearn (the reference), ridge (closed form)
     C: PositiveGrid = [0.01, 0.1, 1.0]
     max_iter: PositiveInt = 1000
     standardize: bool = True
@@ -320,7 +320,7 @@ class Evaluation(Section):
 
 
 class Gap(Section):
-    metrics: Names = ["fid", "kid", "mmd", "cmmd"]
+    metrics: Names = ["fid", "kid", "mmd", "cmmd", "coral", "bures", "corr"]
     n_boot: Annotated[int, Field(ge=2)] = 20
     n_subsets: Annotated[int, Field(ge=2)] = 20
     subset_size: Annotated[int, Field(ge=2)] = 500
@@ -329,6 +329,17 @@ class Gap(Section):
     ci: Fraction = 0.95
     seed: NonNegInt = 0
     n_jobs: PositiveInt = 2
+
+
+FewshotK = Annotated[int, Field(ge=3)] | Literal["all"]
+
+
+class Fewshot(Section):
+    k: Annotated[list[FewshotK], Field(min_length=1)] = [5, 10, 20, 50, 100, 200, "all"]
+    draws: PositiveInt = 10
+    metrics: Names = ["fid", "bures", "coral", "corr", "kid", "mmd", "cmmd"]
+    n_boot: Annotated[int, Field(ge=2)] = 20
+    seed: NonNegInt = 0
 
 
 class Params(Section):
@@ -343,6 +354,7 @@ class Params(Section):
     translate: Translate = Translate()
     evaluation: Evaluation = Evaluation()
     gap: Gap = Gap()
+    fewshot: Fewshot = Fewshot()
 
     @model_validator(mode="after")
     def _features_embedded(self):

@@ -34,8 +34,10 @@ def heatmap(table: pd.DataFrame, path: str | Path, title: str = "", fmt: str = "
     plt.close(fig)
 
 
-def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path, label: str = "") -> None:
-    """One scatter panel per column in ``xs`` against ``y`` (points labelled by ``label``)."""
+def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path, label: str = "",
+                   titles: dict | None = None) -> None:
+    """One scatter panel per column in ``xs`` against ``y`` (points labelled by the column ``label``; each
+    panel titled ``titles[x]`` when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,9 +48,11 @@ def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path,
         ax.scatter(table[x], table[y], s=18)
         if label:
             for _, r in table.iterrows():
-                ax.annotate(r[label], (r[x], r[y]), fontsize=6)
+                ax.annotate(r[label], (r[x], r[y]), fontsize=5)
         ax.set_xlabel(x)
         ax.set_ylabel(y)
+        if titles and x in titles:
+            ax.set_title(titles[x], fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -68,6 +72,45 @@ def curves(table: pd.DataFrame, x: str, y: str, by: str, path: str | Path) -> No
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def fewshot_plot(table: pd.DataFrame, summary: pd.DataFrame, metric: str, path: str | Path) -> None:
+    """Stage fewshot_gap's figure for one metric: left, each ordered pair's k-sample estimate over its
+    full-sample value (mean over draws, with the mean interval as a band) against k; right, the Spearman
+    correlation of the k-sample gaps with the full-sample ones and with the accuracy drop against k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = table[table.metric == metric]
+    n_all = t.groupby(["source", "target"])["k"].transform("max")
+    full = t[t.k == n_all].set_index(["source", "target"])["value"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (s, tg), g in t.groupby(["source", "target"], sort=False):
+        f = abs(full[s, tg]) or 1.0
+        m = g.groupby("k")[["value", "ci_low", "ci_high"]].mean() / f
+        ax.plot(m.index, m.value, lw=1, label=f"{s}→{tg}")
+        ax.fill_between(m.index, m.ci_low, m.ci_high, alpha=0.08)
+    ax.axhline(1.0 if (full >= 0).all() else 0.0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("target images k")
+    ax.set_ylabel(f"{metric} (k) / |{metric} (all)|")
+    ax.legend(fontsize=5, ncol=2)
+    srt = summary[summary.metric == metric]
+    ks = [int(k) if k != "all" else int(n_all.max()) for k in srt.k]
+    bx.plot(ks, srt.spearman_vs_full, marker="o", label="vs the full-sample ranking")
+    bx.plot(ks, srt.spearman_vs_drop, marker="s", label="vs the accuracy drop")
+    bx.axhline(0.9, color="k", lw=0.6, ls=":")
+    bx.set_xscale("log")
+    bx.set_xlabel("target images k")
+    bx.set_ylabel("Spearman over ordered pairs")
+    bx.legend(fontsize=7)
+    fig.suptitle(f"{metric}: few-shot estimates (mean over draws)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -31,7 +31,9 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     table = align["domain"].merge(avg, on=["source", "target"], suffixes=("", "_avg_description")).merge(
         table, on=["source", "target"])
     write_csv(out_dir / "diagnostics.csv", table)
-    scatter_panels(table, sorted(corr), "accuracy_drop", out_dir / "gap_vs_drop.png", label="target")
+    titles = {m: f"Spearman {c['spearman']} {c['spearman_ci'] or ''} (n = {c['n']} pairs)" for m, c in corr.items()}
+    scatter_panels(table.assign(pair=table["source"] + "→" + table["target"]), sorted(corr), "accuracy_drop",
+                   out_dir / "gap_vs_drop.png", label="pair", titles=titles)
     metrics = {"gap_vs_drop": corr}
     metrics["direction_alignment"] = {
         "mean_cos": round(float(table["alignment_cos"].mean()), 4),

@@ -49,3 +49,6 @@ def test_correlations_match_scipy():
     assert c["pearson"] == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-4)
     assert c["spearman"] == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-4)
     assert c["n"] == 12
+    lo, hi = stats.pearsonr(x, y).confidence_interval(0.95)  # Fisher's z, as ours
+    assert c["pearson_ci"] == pytest.approx([lo, hi], abs=1e-4)
+    assert c["spearman_ci"][0] < c["spearman"] < c["spearman_ci"][1]

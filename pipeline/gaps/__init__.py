@@ -17,17 +17,20 @@ it is; one module per metric, registered in :data:`GAP_METRICS` (contract: :clas
 * CLIP inception score -- exp(E_x KL(p(y|x) || p(y))) on zero-shot CLIP posteriors (Salimans et al.,
   "Improved Techniques for Training GANs", NeurIPS 2016), per domain, on one split (all its images).
 
-Intervals (``ci_low``, ``ci_high``; ``bias``):
+* Covariance gaps (``coral``, ``bures``, ``corr``): :mod:`pipeline.gaps.covariance`.
 
-* full-set statistics (FID, CMMD ``vstat``): value +- z * SD of ``n_boot`` bootstrap replicates (the
-  standard normal bootstrap interval, Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
-  §13.2). It describes sampling variability at this sample size. Both statistics are biased upward
-  in 1/n (Chong & Forsyth, "Effectively Unbiased FID and Inception Score and Where to Find Them",
-  CVPR 2020), and resampling with replacement inflates them further, so percentiles of the replicates
-  can miss the estimate altogether; ``bias`` = mean(replicates) - value is the bootstrap estimate of
-  that bias (Efron & Tibshirani §10.2): value - bias is the bias-corrected figure.
-* subset statistics (KID, MMD, CMMD ``ustat``): value +- z * SD over the subset estimates -- how much one
-  subset's estimate varies (torch-fidelity reports this SD as ``kid_std``); ``bias`` is 0 (unbiased).
+Intervals (``ci_low``, ``ci_high``; ``bias``) are confidence intervals for the population gap
+(:func:`interval`):
+
+* full-set statistics (FID, the covariance gaps, CMMD ``vstat``): biased upward in 1/n (Chong & Forsyth,
+  "Effectively Unbiased FID and Inception Score and Where to Find Them", CVPR 2020), so an interval
+  centred on the value misses the population gap (two Gaussians, d = 32, n = 500 a side: 0 of 50).
+  The bias-corrected normal bootstrap interval, (value - bias) +- z SD of ``n_boot`` replicates with
+  ``bias`` = mean(replicates) - value (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993,
+  §10.2, §13.2); the value itself stays the number the reference implementations report.
+* subset statistics (KID, MMD, CMMD ``ustat``): unbiased, ``bias`` 0; the SD over subsets
+  (torch-fidelity's ``kid_std``) is one subset's spread, so it is scaled to the mean's:
+  sqrt(1/B + (1 - 1/B) m/n) for B subsets of m rows out of n.
 """
 from __future__ import annotations
 
@@ -39,11 +42,12 @@ from ..errors import BadInputError
 from ..params import Gap
 from .base import GAP_METRICS
 from .cmmd import cmmd  # re-exported: the metrics' functions
-from .fid import fid, frechet_distance, gaussian_stats
+from .fid import bures2, fid, frechet_distance
+from .moments import gaussian_stats
 from .kid import polynomial_mmd2
 from .mmd import median_bandwidth, rbf_mmd2
 
-__all__ = ["GAP_METRICS", "GAP_COLUMNS", "gap_table", "inception_score", "subset_size", "cmmd", "fid",
+__all__ = ["GAP_METRICS", "GAP_COLUMNS", "gap_table", "interval", "inception_score", "subset_size", "bures2", "cmmd", "fid",
            "frechet_distance", "gaussian_stats", "polynomial_mmd2", "median_bandwidth", "rbf_mmd2"]
 
 
@@ -56,8 +60,10 @@ def inception_score(probs: np.ndarray) -> float:
 
 GAP_COLUMNS = ["metric", "source", "target", "value", "ci_low", "ci_high", "bias"]
 INTERVALS = {  # what ci_low / ci_high mean, recorded in reports/domain_gap.json (docs/methods.md says more)
-    "full_set": "all images; value +- z SD of the bootstrap replicates; bias = bootstrap bias estimate",
-    "subsets": "mean over subsets; value +- z SD over subsets (one subset's spread); unbiased",
+    "full_set": "all images; confidence interval for the population gap: (value - bias) +- z SD of the bootstrap "
+                "replicates, bias = bootstrap bias estimate (the value is biased upward)",
+    "subsets": "mean over subsets (unbiased); confidence interval for the population gap: value +- z SD over "
+               "subsets x sqrt(1/B + (1 - 1/B) m/n) (B subsets of m rows from sets of >= n rows)",
 }
 
 
@@ -83,6 +89,25 @@ def _pair_metric(metric, a: str, Xa: np.ndarray, b: str | None, Xb: np.ndarray |
         return metric.full(a, Xa, b, Xb, rng)
     samples = np.array([metric.subset(*_subsets(Xa, Xb, m, rng)) for _ in range(gap.n_subsets)])
     return float(samples.mean()), samples
+
+
+def interval(family: str, value: float, samples: np.ndarray, z: float, m: int = 0, n: int = 0) -> tuple[float, float, float]:
+    """(ci_low, ci_high, bias): a confidence interval for the population gap.
+
+    * ``full_set``: the bias-corrected normal bootstrap interval, (value - bias) +- z SD(replicates),
+      bias = mean(replicates) - value (Efron & Tibshirani 1993, §10.2, §13.2). These statistics are
+      biased upward in 1/n, so the interval sits below the value when the bias is large.
+    * ``subsets``: the value is a mean of B unbiased subset estimates of m rows drawn from sets of at
+      least n rows; two such subsets share a fraction m/n of their rows, so the mean's variance is
+      Var(one) (1/B + (1 - 1/B) m/n) (the linear term of the U-statistic; conservative when the gap is
+      ~0): value +- z SD sqrt(1/B + (1 - 1/B) m / n)."""
+    sd = float(samples.std(ddof=1))
+    if family == "full_set":
+        bias = float(samples.mean() - value)
+        return value - bias - z * sd, value - bias + z * sd, bias
+    B = len(samples)
+    half = z * sd * float(np.sqrt(1.0 / B + (1.0 - 1.0 / B) * min(m / max(n, 1), 1.0)))
+    return value - half, value + half, 0.0
 
 
 def subset_size(sizes: dict[str, int], gap: Gap) -> tuple[int, dict]:
@@ -130,14 +155,15 @@ def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap())
             for (a, b, name), s in zip(jobs, seeds.spawn(len(jobs))))
     rows = []
     for (a, b, name), (value, samples) in zip(jobs, results):
-        half = z * float(samples.std(ddof=1))
-        bias = float(samples.mean() - value) if metrics[name].family == "full_set" else 0.0
+        low, high, bias = interval(metrics[name].family, value, samples, z, m, min(len(feats[a]), len(feats[b])))
         for s, t in {(a, b), (b, a)}:
-            rows.append((name, s, t, float(value), float(value - half), float(value + half), bias))
+            rows.append((name, s, t, float(value), low, high, bias))
     order = {d: k for k, d in enumerate(domains)}
     df = pd.DataFrame(rows, columns=GAP_COLUMNS)
     df = df.sort_values(["metric", "source", "target"], key=lambda c: c.map(order) if c.name != "metric" else c,
                         ignore_index=True)
     info = {"ci": gap.ci, "intervals": {k: f"{INTERVALS[v.family]} (z = {z:.3f})" for k, v in metrics.items()},
             "subset_size": size_info, "cmmd_estimator": gap.cmmd_estimator}
+    if "mmd" in metrics:
+        info["mmd_sigma"] = metrics["mmd"].sigma  # the median-heuristic bandwidth (stage fewshot_gap reuses it)
     return df, info
