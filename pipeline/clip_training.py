@@ -1,7 +1,7 @@
 """Training a MiniCLIP on PACS image-caption pairs (seed 001) and scoring image -> text retrieval.
 
-Captions come from the domain descriptions and the class ("an art painting of a dog"), so the
-caption set has |domains| x |classes| entries and many images share one caption: the contrastive
+Captions (``clip.captions``) come from the domain descriptions and the class ("an art painting of a dog"),
+or from the class alone ("a dog"); many images share one caption: the contrastive
 targets are multi-positive (:func:`pipeline.contrastive.info_nce` with caption labels). Images are
 decoded, resized and centre-cropped once into a uint8 array; each epoch only flips and normalises.
 """
@@ -21,16 +21,41 @@ from .preprocess import Preprocess
 from .prompts import with_article
 
 
-def caption_set(descriptions: dict[str, str], classes: list[str], names: dict[str, str] | None = None
-                ) -> tuple[list[str], dict[tuple[str, str], int]]:
-    """Captions "<domain description> of <a|an> <class name>" and their index per (domain, class folder);
-    ``names``: class folder -> prompt name (default: the folder)."""
+def caption_set(descriptions: dict[str, str], classes: list[str], names: dict[str, str] | None = None,
+                mode: str = "domain_and_class") -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Captions and their index per (domain, class folder); ``names``: class folder -> prompt name (default:
+    the folder). ``domain_and_class``: "<domain description> of <a|an> <class name>" (seed 001's), one per
+    domain x class; ``class_only``: "<a|an> <class name>", one per class, shared by every domain (the model
+    never reads a domain word)."""
     texts, index, names = [], {}, names or {}
+    if mode == "class_only":
+        for c in classes:
+            texts.append(with_article(names.get(c, c)))
+            for d in descriptions:
+                index[d, c] = len(texts) - 1
+        return texts, index
+    if mode != "domain_and_class":
+        raise ValueError(f"clip.captions={mode!r}: choose domain_and_class or class_only")
     for d, desc in descriptions.items():
         for c in classes:
             index[d, c] = len(texts)
             texts.append(f"{desc} of {with_article(names.get(c, c))}")
     return texts, index
+
+
+def training_rows(manifest, train_domains: list[str] | None) -> np.ndarray:
+    """The rows MiniCLIP trains on: the train split of ``clip.train_domains`` (None: every domain)."""
+    from .errors import ParamsError
+
+    rows = (manifest["split"] == "train").to_numpy()
+    if train_domains is None:
+        return rows
+    present = list(dict.fromkeys(manifest["domain"]))
+    missing = [d for d in train_domains if d not in present]
+    if missing:
+        raise ParamsError(f"clip.train_domains: {missing[0]!r} is not a domain of this dataset ({', '.join(present)}); "
+                          "list some of them, or null for every domain")
+    return rows & manifest["domain"].isin(train_domains).to_numpy()
 
 
 def decode_uint8(paths: list[str], image_size: int, workers: int = 2) -> np.ndarray:
@@ -131,15 +156,16 @@ def pairing_spec(image_arch: str, text_arch: str, cfg: Clip) -> dict:
 
 def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], cfg: Clip, workers: int = 2,
                    names: dict[str, str] | None = None):
-    """Train every ``cfg.pairings`` on the train split and score retrieval on both splits; ``manifest``
-    has a ``path`` column (where to read each image).
+    """Train every ``cfg.pairings`` on the train split of ``cfg.train_domains`` with ``cfg.captions`` and score
+    retrieval on both splits of every domain; ``manifest`` has a ``path`` column (where to read each image).
 
     Returns (models {pairing name: (model, tokenizer)}, retrieval rows, loss rows). Images are decoded
     once for all pairings."""
     from .miniclip import load_tokenizer
 
-    captions, index = caption_set(descriptions, classes, names)
+    captions, index = caption_set(descriptions, classes, names, cfg.captions)
     cap = np.array([index[d, c] for d, c in zip(manifest["domain"], manifest["class"])])
+    tr = training_rows(manifest, cfg.train_domains)
     images = decode_uint8(manifest["path"].tolist(), cfg.image_size, workers)
     split = manifest["split"].to_numpy()
     models, scores, losses = {}, [], []
@@ -148,7 +174,6 @@ def train_pairings(manifest, descriptions: dict[str, str], classes: list[str], c
         torch.manual_seed(cfg.seed)
         spec = pairing_spec(image_arch, text_arch, cfg)
         model, tok = MiniCLIP(spec), load_tokenizer(spec)
-        tr = split == "train"
         log = train(model, tok, images[tr], cap[tr], captions, epochs=cfg.epochs, batch_size=cfg.batch_size,
                     lr=cfg.lr, weight_decay=cfg.weight_decay, text_lr_scale=cfg.text_lr_scale,
                     triplet_weight=cfg.triplet_weight, triplet_margin=cfg.triplet_margin, seed=cfg.seed)

@@ -28,3 +28,16 @@ def correlations(x, y, ci: float = 0.95) -> dict:
 
     return {"pearson": round(r, 4), "spearman": round(rho, 4), "n": n,
             "pearson_ci": fisher(r, 1.0), "spearman_ci": fisher(rho, 1.06)}
+
+
+def k_labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """A few-shot table (stage fewshot_gap) with ``k`` as text and each pair's full sample (its largest k) as
+    ``all``."""
+    n_all = table.groupby(["source", "target"])["k"].transform("max")
+    return table.assign(k=np.where(table.k == n_all, "all", table.k.astype(str)))
+
+
+def mean_of(values) -> float:
+    """The mean of the values that are not None (undefined correlations); NaN when none is."""
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else float("nan")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .correlation import correlations
+from .correlation import correlations, k_labelled, mean_of
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,3 +89,16 @@ def gap_vs_drop(gaps: pd.DataFrame, drops: pd.DataFrame) -> tuple[pd.DataFrame, 
     table = drops.merge(wide, on=["source", "target"], how="left")
     metrics = [m for m in wide.columns if m not in ("source", "target")]
     return table, {m: correlations(table[m], table["accuracy_drop"]) for m in metrics}
+
+
+def agreement_with_drops(table: pd.DataFrame, drops: pd.DataFrame) -> pd.DataFrame:
+    """Per metric and k, the Spearman correlation between the k-sample gaps and the accuracy drops
+    (``drops``: source, target, accuracy_drop), mean over draws (stage diagnostics: it reads the accuracies,
+    so that a classifier edit reruns it, not the few-shot study)."""
+    drop = drops.set_index(["source", "target"])["accuracy_drop"]
+    rows = []
+    for (metric, k), g in k_labelled(table).groupby(["metric", "k"], sort=False):
+        rho = [correlations(d.value.to_numpy(), drop.reindex(list(zip(d.source, d.target))).to_numpy())["spearman"]
+               for _, d in g.groupby("draw")]
+        rows.append({"metric": metric, "k": k, "spearman_vs_drop": mean_of(rho)})
+    return pd.DataFrame(rows)

@@ -119,9 +119,13 @@ class Clip(Section):
     triplet_margin: NonNeg = 0.2
     ks: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5]
     seed: NonNegInt = 0
+    train_domains: Annotated[list[str], Field(min_length=1)] | None = ["photo"]
+    captions: Literal["domain_and_class", "class_only"] = "class_only"
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.train_domains is not None:
+            _unique(self.train_domains, "train_domains")
         for image, text in self.pairings:
             if image not in ("resnet", "vit") or text not in ("minilm", "gpt2"):
                 raise ValueError(f"pairing [{image}, {text}]: image tower resnet | vit, text tower minilm | gpt2")
@@ -337,7 +341,7 @@ FewshotK = Annotated[int, Field(ge=3)] | Literal["all"]
 class Fewshot(Section):
     k: Annotated[list[FewshotK], Field(min_length=1)] = [5, 10, 20, 50, 100, 200, "all"]
     draws: PositiveInt = 10
-    metrics: Names = ["fid", "bures", "coral", "corr", "kid", "mmd", "cmmd"]
+    metrics: Names | None = None  # None: every gap.metrics entry with a few-shot estimator
     n_boot: Annotated[int, Field(ge=2)] = 20
     seed: NonNegInt = 0
 

@@ -43,8 +43,12 @@ def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(xs), figsize=(3.6 * len(xs), 3.4), squeeze=False)
-    for ax, x in zip(axes[0], xs):
+    cols = min(len(xs), 4)
+    rows = -(-len(xs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(xs):]:
+        ax.set_visible(False)
+    for ax, x in zip(axes.flat, xs):
         ax.scatter(table[x], table[y], s=18)
         if label:
             for _, r in table.iterrows():
@@ -104,7 +108,6 @@ def fewshot_plot(table: pd.DataFrame, summary: pd.DataFrame, metric: str, path: 
     srt = summary[summary.metric == metric]
     ks = [int(k) if k != "all" else int(n_all.max()) for k in srt.k]
     bx.plot(ks, srt.spearman_vs_full, marker="o", label="vs the full-sample ranking")
-    bx.plot(ks, srt.spearman_vs_drop, marker="s", label="vs the accuracy drop")
     bx.axhline(0.9, color="k", lw=0.6, ls=":")
     bx.set_xscale("log")
     bx.set_xlabel("target images k")

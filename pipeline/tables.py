@@ -122,6 +122,18 @@ def validation_text(share: dict) -> str:
     return text + "."
 
 
+def encoder_text(info: dict) -> str:
+    """What the encoder trained on, when the pipeline trained it (MiniCLIP's ``trained_on``): its domains and
+    captions, so that a reader knows which targets are unseen by the encoder and whether it read domain words."""
+    t = info.get("trained_on") or {}
+    if "captions" not in t:
+        return ""
+    doms = ", ".join(t["domains"]) if t.get("domains") else "every domain"
+    caps = "captions naming the domain and the class" if t["captions"] == "domain_and_class" else \
+        "class-only captions (no domain word)"
+    return f" The encoder (MiniCLIP) was trained on the train split of {doms}, with {caps}."
+
+
 def features_text(info: dict) -> str:
     """' Probes read the pre-projection features.' when they did (``classifier.features: pooled``)."""
     return " Probes read the image tower's pooled features, before the projection into the joint space." \

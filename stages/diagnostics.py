@@ -1,4 +1,5 @@
-"""Stage diagnostics: direction alignment and gap-vs-drop per pair -> reports/diagnostics.csv, .json, gap_vs_drop.png."""
+"""Stage diagnostics: direction alignment and gap-vs-drop per pair (full-sample gaps, and the few-shot ones per k)
+-> reports/diagnostics.csv, .json, fewshot_vs_drop.csv, gap_vs_drop.png."""
 from pathlib import Path
 
 import pandas as pd
@@ -6,7 +7,7 @@ import typer
 from _common import read_params, run
 
 from pipeline.coverage import present_domains
-from pipeline.diagnostics import accuracy_drops, alignment_from_means, domain_means, gap_vs_drop
+from pipeline.diagnostics import accuracy_drops, agreement_with_drops, alignment_from_means, domain_means, gap_vs_drop
 from pipeline.prompts import description_vectors
 from pipeline.reports import scatter_panels
 from pipeline.store import iter_blocks, read_checked_prompts, read_json, read_table, write_csv, write_json
@@ -34,7 +35,11 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     titles = {m: f"Spearman {c['spearman']} {c['spearman_ci'] or ''} (n = {c['n']} pairs)" for m, c in corr.items()}
     scatter_panels(table.assign(pair=table["source"] + "→" + table["target"]), sorted(corr), "accuracy_drop",
                    out_dir / "gap_vs_drop.png", label="pair", titles=titles)
-    metrics = {"gap_vs_drop": corr}
+    drops = agreement_with_drops(pd.read_csv(out_dir / "fewshot_gap.csv"), accuracy_drops(acc))
+    write_csv(out_dir / "fewshot_vs_drop.csv", drops)
+    metrics = {"gap_vs_drop": corr, "fewshot_gap_vs_drop": {
+        m: {k: (None if pd.isna(v) else round(float(v), 4)) for k, v in zip(g.k, g.spearman_vs_drop)}
+        for m, g in drops.groupby("metric", sort=False)}}
     metrics["direction_alignment"] = {
         "mean_cos": round(float(table["alignment_cos"].mean()), 4),
         "mean_cos_per_class": round(float(table["alignment_cos_class_mean"].mean()), 4),

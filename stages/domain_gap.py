@@ -1,4 +1,5 @@
-"""Stage domain_gap: FID / KID / MMD / CMMD for every ordered domain pair, and a CLIP inception score per domain."""
+"""Stage domain_gap: FID / KID / MMD / CMMD and the covariance gaps for every ordered domain pair, with confidence
+intervals for the population gap, and a CLIP inception score per domain."""
 from pathlib import Path
 
 import typer
@@ -31,7 +32,7 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     cross = table[table.source != table.target].groupby("metric")["value"].mean()
     write_json(out_dir / "domain_gap.json", {
         "clip_inception_score": {d: round(inception_score(zs.predict_proba(X[dom == d])), 4) for d in domains},
-        "mean_cross_domain_gap": {k: round(float(v), 6) for k, v in cross.items()},
+        "mean_cross_domain_gap": {k: float(f"{v:.6g}") for k, v in cross.items()},
         **info,
     })
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

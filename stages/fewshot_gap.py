@@ -1,6 +1,6 @@
 """Stage fewshot_gap: every gap from k target images (``fewshot.k``) over repeated draws, with its interval,
 and how well k images rank the domain pairs -> reports/fewshot_gap.csv, fewshot_summary.csv,
-fewshot_gap.json, fewshot_plots/<metric>.png."""
+fewshot_gap.json, fewshot_plots/<metric>.png (stage diagnostics adds the agreement with the accuracy drop)."""
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +8,6 @@ import typer
 from _common import read_params, run
 
 from pipeline.coverage import present_domains
-from pipeline.diagnostics import accuracy_drops
 from pipeline.gaps.fewshot import fewshot_table, ranking_agreement, smallest_k
 from pipeline.reports import fewshot_plot
 from pipeline.store import read_json, read_table, write_csv, write_json
@@ -25,10 +24,10 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     full = pd.read_csv(out_dir / "domain_gap.csv")
     sigma = read_json(out_dir / "domain_gap.json").get("mmd_sigma")
     table = fewshot_table(X, img["domain"].to_numpy(), domains, p.fewshot, p.gap, full, sigma, progress=True)
-    summary = ranking_agreement(table, accuracy_drops(pd.read_csv(out_dir / "accuracy.csv")))
+    summary = ranking_agreement(table)
     write_csv(out_dir / "fewshot_gap.csv", table)
     write_csv(out_dir / "fewshot_summary.csv", summary)
-    for metric in p.fewshot.metrics:
+    for metric in dict.fromkeys(table["metric"]):
         fewshot_plot(table, summary, metric, out_dir / "fewshot_plots" / f"{metric}.png")
     write_json(out_dir / "fewshot_gap.json", {"smallest_k_spearman_0.9": smallest_k(summary, 0.9),
                                               "draws": p.fewshot.draws, "ci": p.gap.ci})

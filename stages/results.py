@@ -9,7 +9,8 @@ import typer
 from _common import read_params, run
 
 from pipeline.store import write_json, write_text
-from pipeline.tables import all_metrics, features_text, headline, latex, markdown, summarize, validation_text
+from pipeline.tables import (all_metrics, encoder_text, features_text, headline, latex, markdown, summarize,
+                             validation_text)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -24,7 +25,7 @@ def main(params: Path = Path("params.yaml"), accuracy: Path = Path("reports/accu
              "dataset's train split); trials redraw train / validation only.") if info["fixed_test"] else \
         " Each trial redraws train / validation / test."
     caption = (f"Accuracy (%) on the target's test rows, mean ± standard error over {info['trials']} trials "
-               f"(data.split_seed + t); {validation_text(info['val_fraction'])}{features_text(info)}{fixed}")
+               f"(data.split_seed + t); {validation_text(info['val_fraction'])}{features_text(info)}{encoder_text(info)}{fixed}")
     write_text(out_dir / "results.md", markdown(summary, info["domains"], caption))
     write_text(out_dir / "results.tex", latex(summary, info["domains"], caption))
     write_json(out_dir / "metrics.json", headline(summary))

@@ -37,7 +37,8 @@ def main(params: Path = Path("params.yaml"), manifest: Path = Path("data/manifes
         model, tokenizer = models["+".join(cfg.use)]
         # the evaluation must never score as test an image this model trained on: it keeps this split's test rows
         model.spec["trained_on"] = {"manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-                                    "split_seed": p.data.split_seed, "test_fraction": p.data.test_fraction}
+                                    "split_seed": p.data.split_seed, "test_fraction": p.data.test_fraction,
+                                    "domains": cfg.train_domains, "captions": cfg.captions}
         save_miniclip(model, tokenizer, model_dir)
         scores, losses = pd.DataFrame(scores), pd.DataFrame(losses)
     else:

@@ -23,6 +23,26 @@ def test_caption_set():
     assert index["sketch", "elephant"] == 3
 
 
+def test_class_only_captions_never_name_a_domain_and_train_domains_pick_the_rows():
+    """clip.captions: class_only -- one caption per class, shared by every domain, with no domain word;
+    clip.train_domains -- the train split of those domains only, an unknown one refused naming the key."""
+    import pandas as pd
+    import pytest
+
+    from pipeline.clip_training import training_rows
+    from pipeline.errors import ParamsError
+
+    texts, index = caption_set(DESCRIPTIONS, ["dog", "elephant"], mode="class_only")
+    assert texts == ["a dog", "an elephant"]
+    assert index["photo", "dog"] == index["sketch", "dog"] == 0
+    assert not any(w in t for t in texts for desc in DESCRIPTIONS.values() for w in desc.split() if len(w) > 2)
+    m = pd.DataFrame({"domain": ["photo", "photo", "sketch", "sketch"], "split": ["train", "test", "train", "train"]})
+    assert training_rows(m, ["photo"]).tolist() == [True, False, False, False]
+    assert training_rows(m, None).tolist() == [True, False, True, True]
+    with pytest.raises(ParamsError, match="clip.train_domains: 'cartoon' is not a domain of this dataset"):
+        training_rows(m, ["cartoon"])
+
+
 def test_decode_is_cached_uint8(pacs_subset):
     _, loc, _ = build_manifest(pacs_subset, Data(domains=list(DESCRIPTIONS), on_bad_image="skip"))
     x = decode_uint8(loc["path"].tolist()[:4], 32)

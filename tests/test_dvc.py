@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 ALL = {"prepare", "train_clip", "model", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity",
-       "evaluate", "domain_gap", "diagnostics", "results"}
+       "evaluate", "domain_gap", "fewshot_gap", "diagnostics", "results"}
 ALWAYS = {"prepare", "model"}  # always_changed: a rescan of file stats, a fingerprint of the model files
 EVAL = ALWAYS | {"evaluate", "results", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
@@ -154,14 +154,25 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     for stage in ("learn_styles", "train_arcface"):
         assert list((project / "reports" / stage / "plots" / "metrics").glob("*.tsv")), stage
     diag = json.loads((project / "reports/diagnostics.json").read_text())
-    assert set(diag["gap_vs_drop"]) == {"fid", "kid", "mmd", "cmmd"} and "direction_alignment" in diag
+    gaps7 = {"fid", "kid", "mmd", "cmmd", "coral", "bures", "corr"}
+    assert set(diag["gap_vs_drop"]) == gaps7 and "direction_alignment" in diag
+    assert diag["gap_vs_drop"]["fid"]["spearman_ci"] is not None  # 12 pairs: Fisher's interval
     diag = pd.read_csv(project / "reports/diagnostics.csv")
     assert len(diag) == 12 and {"source", "target", "alignment_cos", "accuracy_drop", "fid"} <= set(diag.columns)
     assert json.loads((project / "reports/prepare.json").read_text())["skipped"] == 0
     gap = pd.read_csv(project / "reports/domain_gap.csv")
     assert list(gap.columns) == ["metric", "source", "target", "value", "ci_low", "ci_high", "bias"]
-    assert set(gap["metric"]) == {"fid", "kid", "mmd", "cmmd"} and len(gap) == 4 * 16
-    assert ((gap.ci_low <= gap.value) & (gap.value <= gap.ci_high)).all()
+    assert set(gap["metric"]) == gaps7 and len(gap) == 7 * 16
+    centre = gap.value - gap.bias  # the bias-corrected estimate: the intervals' centre
+    assert ((gap.ci_low <= centre) & (centre <= gap.ci_high)).all()
+    fs = pd.read_csv(project / "reports/fewshot_gap.csv")
+    assert set(fs["metric"]) == gaps7 and set(fs["k"]) == {5, 10, 20, 21} and len(fs[fs.k == 21]) == 7 * 12  # k = all: 21
+    summary = pd.read_csv(project / "reports/fewshot_summary.csv")
+    assert {"spearman_vs_full", "relative_error", "covers_full"} <= set(summary.columns)
+    vs_drop = json.loads((project / "reports/diagnostics.json").read_text())["fewshot_gap_vs_drop"]
+    assert set(vs_drop) == gaps7 and set(vs_drop["kid"]) == {"5", "10", "20", "all"}
+    assert set(json.loads((project / "reports/fewshot_gap.json").read_text())["smallest_k_spearman_0.9"]) == gaps7
+    assert len(list((project / "reports/fewshot_plots").glob("*.png"))) == 7
     gap_json = json.loads((project / "reports/domain_gap.json").read_text())
     assert set(gap_json["clip_inception_score"]) == {"photo", "art_painting", "cartoon", "sketch"}
     assert gap_json["subset_size"]["used"] == 10
@@ -181,7 +192,9 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     diff = sh(project, "dvc", "metrics", "diff", "--md")
     assert "reports/metrics.json" in diff and "single_source.logreg.mean" in diff
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
-    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics"}
+    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics", "fewshot_gap"}
+    edit_params(project, lambda p: p["fewshot"].update(draws=3))
+    assert repro(project) == ALWAYS | {"fewshot_gap", "diagnostics"}  # its stage, and the cheap one that reads its table
 
     # --- PromptStyler: ArcFace params retrain the classifier only
     edit_params(project, lambda p: p["promptstyler"]["arcface"].update(m=0.3))
@@ -191,7 +204,8 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     edit_params(project, lambda p: p["prompts"].update(domains={"cartoon": "a comic strip"}))
     ran = repro(project)
     assert ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"} <= ran <= \
-        ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics", "results"}
+        ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics", "fewshot_gap",
+                  "results"}  # fewshot_gap only if the gaps moved (DVC compares domain_gap's outputs)
     # --- content, not where it comes from: a preset change that names the same label space and text, a MiniCLIP
     # param while model.name is a transformers CLIP, the same images at another data.root, the same model at
     # another path with its prefix -- nothing that embeds, trains or evaluates reruns (train_clip rewrites its note)
@@ -241,12 +255,14 @@ def test_miniclip_is_trained_by_the_dag_and_reruns_what_it_embedded(tmp_path, pa
     assert repro(clone) == ALWAYS and (clone / "models/miniclip/miniclip.json").is_file()
     ret = pd.read_csv(proj / "reports/retrieval.csv")
     assert list(ret.columns) == ["pairing", "split", "n_images", "n_captions", "top1", "top5"]
-    assert set(ret["split"]) == {"train", "test"} and (ret["n_captions"] == 28).all()
+    assert set(ret["split"]) == {"train", "test"} and (ret["n_captions"] == 7).all()  # class-only captions
     assert (proj / "models/miniclip/miniclip.json").is_file() and (proj / "reports/clip_loss.png").is_file()
     assert (proj / "reports/train_clip/plots/metrics/resnet+minilm/loss.tsv").is_file()  # DVCLive's layout
     assert read_metadata(proj / "features/images.parquet")["dim"] == 16
     assert json.loads((proj / "models/model.json").read_text())["family"] == "miniclip"
-    assert "test split is the manifest's in every trial" in (proj / "reports/results.md").read_text()
+    results = (proj / "reports/results.md").read_text()
+    assert "test split is the manifest's in every trial" in results
+    assert "trained on the train split of photo, with class-only captions" in results
 
 
 def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_clip):

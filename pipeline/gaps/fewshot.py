@@ -13,8 +13,8 @@ and a target domain"). Every estimate carries a confidence interval for the popu
   kernel matrices' row sums, no refit.
 
 ``k = all`` is the full-sample value (``gap_table``'s). :func:`ranking_agreement` says, per metric and k,
-how well the k-sample gaps rank the ordered pairs as the full-sample ones do (Spearman) and how well
-they predict the accuracy drop."""
+how well the k-sample gaps rank the ordered pairs as the full-sample ones do (Spearman);
+:func:`pipeline.diagnostics.agreement_with_drops` how well they rank them as the accuracy drop does."""
 from __future__ import annotations
 
 import numpy as np
@@ -122,7 +122,8 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
 
     from . import interval
 
-    metrics, ks, draws = list(fs.metrics), parse_ks(fs.k), fs.draws
+    ks, draws = parse_ks(fs.k), fs.draws
+    metrics = list(fs.metrics) if fs.metrics else [m for m in dict.fromkeys(full["metric"]) if m in MOMENT | KERNEL]
     unknown = sorted(set(metrics) - MOMENT - KERNEL)
     if unknown:
         raise ParamsError(f"fewshot.metrics: {unknown[0]!r} has no few-shot estimator; choose from {sorted(MOMENT | KERNEL)}")
@@ -164,38 +165,41 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
                     rows.append((m, s, t, k, draw, value, *interval("full_set", value, reps, z)))
                 for m, (kernel, prep, scale) in kernels.items():
                     S = feats[s]
-                    Xs = prep(S[rng.choice(len(S), min(len(S), gap.subset_size), replace=False)])
-                    value, se = mmd2_jackknife(kernel, Xs, prep(Y))
+                    Xs = prep(S[rng.choice(len(S), min(len(S), max(gap.subset_size, 3)), replace=False)])
+                    value, se = mmd2_jackknife(kernel, Xs, prep(Y)) if len(Xs) >= 3 else (np.nan, np.nan)
                     low, high = jackknife_interval(value, se, gap.ci, min(k, len(Xs)))
                     rows.append((m, s, t, k, draw, scale * value, scale * low, scale * high, 0.0))
     return pd.DataFrame(rows, columns=FEWSHOT_COLUMNS)
 
 
-def ranking_agreement(table: pd.DataFrame, drops: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per metric and k, the mean over draws of: the Spearman correlation between the k-sample gaps of the
-    ordered pairs and their full-sample gaps, and (given ``drops``: source, target, accuracy_drop) between
-    the k-sample gaps and the accuracy drops; the mean relative error (value - full) / |full| (the small-k
-    bias), how often the interval contains the full-sample value, and the mean interval width."""
-    from ..correlation import correlations
+def ranking_agreement(table: pd.DataFrame) -> pd.DataFrame:
+    """Per metric and k: the Spearman correlation between the k-sample gaps of the ordered pairs and their
+    full-sample gaps (mean over draws); the mean relative error (value - full) / |full| (the small-k bias);
+    how often the interval contains the full-sample value; the mean interval width."""
+    from ..correlation import correlations, k_labelled, mean_of
 
-    n_all = table.groupby(["source", "target"])["k"].transform("max")
-    full = table[table.k == n_all].set_index(["metric", "source", "target"])["value"]
-    drop = None if drops is None else drops.set_index(["source", "target"])["accuracy_drop"]
+    full = _full_values(table)
     rows = []
-    for (metric, k), g in table.assign(k=np.where(table.k == n_all, "all", table.k.astype(str))).groupby(["metric", "k"], sort=False):
-        rho_full, rho_drop = [], []
-        for _, d in g.groupby("draw"):
-            idx = list(zip(d.source, d.target))
-            rho_full.append(correlations(d.value.to_numpy(), full.loc[[(metric, s, t) for s, t in idx]].to_numpy())["spearman"])
-            if drop is not None:
-                rho_drop.append(correlations(d.value.to_numpy(), drop.reindex(idx).to_numpy())["spearman"])
-        mean = lambda v: float(np.mean([x for x in v if x is not None])) if any(x is not None for x in v) else np.nan  # noqa: E731
+    for (metric, k), g in k_labelled(table).groupby(["metric", "k"], sort=False):
+        rho = [correlations(d.value.to_numpy(), full.loc[[(metric, s, t) for s, t in zip(d.source, d.target)]].to_numpy())["spearman"]
+               for _, d in g.groupby("draw")]
         ref = full.loc[[(metric, s, t) for s, t in zip(g.source, g.target)]].to_numpy()
-        rows.append({"metric": metric, "k": k, "spearman_vs_full": mean(rho_full), "spearman_vs_drop": mean(rho_drop),
+        rows.append({"metric": metric, "k": k, "spearman_vs_full": mean_of(rho),
                      "relative_error": float(((g.value.to_numpy() - ref) / np.abs(ref)).mean()),
-                     "covers_full": float(((g.ci_low.to_numpy() <= ref) & (ref <= g.ci_high.to_numpy())).mean()),
+                     "covers_full": _share_covering(g.ci_low.to_numpy(), g.ci_high.to_numpy(), ref),
                      "mean_ci_width": float((g.ci_high - g.ci_low).mean()), "draws": int(g.draw.nunique())})
     return pd.DataFrame(rows)
+
+
+def _full_values(table: pd.DataFrame) -> pd.Series:
+    n_all = table.groupby(["source", "target"])["k"].transform("max")
+    return table[table.k == n_all].set_index(["metric", "source", "target"])["value"]
+
+
+def _share_covering(low: np.ndarray, high: np.ndarray, ref: np.ndarray) -> float:
+    """The share of the given intervals (finite bounds) that contain ``ref``; NaN when none is given."""
+    given = np.isfinite(low) & np.isfinite(high)
+    return float(((low <= ref) & (ref <= high))[given].mean()) if given.any() else float("nan")
 
 
 def smallest_k(summary: pd.DataFrame, threshold: float = 0.9) -> dict:
