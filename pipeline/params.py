@@ -122,10 +122,13 @@ class Clip(Section):
     train_domains: Annotated[list[str], Field(min_length=1)] | None = ["photo"]
     captions: Literal["domain_and_class", "class_only"] = "class_only"
 
+    @field_validator("train_domains")
+    @classmethod
+    def _unique_domains(cls, v, info):
+        return v if v is None else _unique(v, info.field_name)
+
     @model_validator(mode="after")
     def _consistent(self):
-        if self.train_domains is not None:
-            _unique(self.train_domains, "train_domains")
         for image, text in self.pairings:
             if image not in ("resnet", "vit") or text not in ("minilm", "gpt2"):
                 raise ValueError(f"pairing [{image}, {text}]: image tower resnet | vit, text tower minilm | gpt2")

@@ -28,8 +28,10 @@ def _correlation(S: np.ndarray) -> np.ndarray:
 
 
 def correlation_matrix_distance(mu1, S1, mu2, S2) -> float:
+    """NaN when a set has no variance at all (e.g. a bootstrap resample of one repeated row)."""
     R1, R2 = _correlation(S1), _correlation(S2)
-    return float(1.0 - (R1 * R2).sum() / (np.linalg.norm(R1) * np.linalg.norm(R2)))
+    norms = np.linalg.norm(R1) * np.linalg.norm(R2)
+    return float(1.0 - (R1 * R2).sum() / norms) if norms > 0 else float("nan")
 
 
 @GAP_METRICS.register("coral")

@@ -12,7 +12,7 @@ and a target domain"). Every estimate carries a confidence interval for the popu
   U-statistic (Arvesen, Ann. Math. Statist. 1969), value +- t_{k-1} SE -- leave-one-out values from the
   kernel matrices' row sums, no refit.
 
-``k = all`` is the full-sample value (``gap_table``'s). :func:`ranking_agreement` says, per metric and k,
+``k = all`` (always included: the reference) is the full-sample value (``gap_table``'s). :func:`ranking_agreement` says, per metric and k,
 how well the k-sample gaps rank the ordered pairs as the full-sample ones do (Spearman);
 :func:`pipeline.diagnostics.agreement_with_drops` how well they rank them as the accuracy drop does."""
 from __future__ import annotations
@@ -101,17 +101,6 @@ def jackknife_interval(value: float, se: float, ci: float, k: int) -> tuple[floa
     return value - q * se, value + q * se
 
 
-def parse_ks(ks) -> list:
-    """``fewshot.k``: positive integers (>= 3: a jackknife needs two rows left) and/or ``all``."""
-    out = []
-    for k in ks:
-        if k == "all" or (isinstance(k, int) and not isinstance(k, bool) and k >= 3):
-            out.append(k)
-        else:
-            raise ParamsError(f"fewshot.k: {k!r} is neither an integer >= 3 nor 'all'")
-    return out
-
-
 def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.DataFrame, sigma: float | None = None,
                   progress: bool = False) -> pd.DataFrame:
     """Every ordered cross pair x ``fs.metrics`` x ``fs.k`` x ``fs.draws`` draws (``FEWSHOT_COLUMNS``;
@@ -122,7 +111,7 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
 
     from . import interval
 
-    ks, draws = parse_ks(fs.k), fs.draws
+    ks, draws = list(fs.k), fs.draws
     metrics = list(fs.metrics) if fs.metrics else [m for m in dict.fromkeys(full["metric"]) if m in MOMENT | KERNEL]
     unknown = sorted(set(metrics) - MOMENT - KERNEL)
     if unknown:
@@ -147,7 +136,7 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
     for s, t in tqdm(pairs, desc="fewshot_gap", unit="pair", disable=not progress):
         T = feats[t]
         small = sorted({k for k in ks if k != "all" and k < len(T)})  # k >= the domain's size is the full sample
-        for k in small + (["all"] if len(small) < len(ks) else []):
+        for k in small + ["all"]:  # the full sample always: the reference of every summary
             if k == "all":
                 for m in metrics:
                     r = full_v.loc[(m, s, t)]
