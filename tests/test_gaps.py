@@ -329,3 +329,17 @@ def test_fewshot_intervals_cover_the_population_gap_at_every_k():
         assert kid_hits >= 0.85 * draws, (k, kid_hits)
         for m in truth:
             assert given[m] in (0, draws) and (given[m] == 0 or hits[m] >= 0.85 * draws), (k, m, hits[m])
+
+
+def test_moment_gap_replicates_belong_to_their_own_table():
+    """Every moment gap of one table shares its bootstrap replicates; another table on other data of the same
+    shape never sees them (a cache keyed by object identity once could)."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat(["a", "b"], 200)
+    X1, X2 = rng.normal(size=(400, 6)), 3.0 * rng.normal(size=(400, 6)) + 1.0
+    gap = Gap(metrics=["fid", "coral"], n_boot=5)
+    alone, _ = gap_table(X2, labels, ["a", "b"], gap)
+    for _ in range(3):
+        gap_table(X1, labels, ["a", "b"], gap)
+        again, _ = gap_table(X2, labels, ["a", "b"], gap)
+        pd.testing.assert_frame_equal(alone, again)

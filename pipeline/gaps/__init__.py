@@ -43,7 +43,7 @@ from ..params import Gap
 from .base import GAP_METRICS
 from .cmmd import cmmd  # re-exported: the metrics' functions
 from .fid import bures2, fid, frechet_distance
-from .moments import gaussian_stats
+from .moments import DomainSets, gaussian_stats
 from .kid import polynomial_mmd2
 from .mmd import median_bandwidth, rbf_mmd2
 
@@ -140,7 +140,7 @@ def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap())
 
     GAP_METRICS.check(gap.metrics)
     dom = np.asarray(domains_of_x)
-    feats = {d: np.asarray(X[dom == d]) for d in domains}  # as stored (float32): the metrics compute in float64, by block
+    feats = DomainSets({d: np.asarray(X[dom == d]) for d in domains})  # as stored (float32): float64 by block
     seeds = np.random.SeedSequence(gap.seed)
     rng = np.random.default_rng(seeds.spawn(1)[0])
     metrics = {name: GAP_METRICS[name](gap, feats, rng) for name in gap.metrics}

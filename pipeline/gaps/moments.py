@@ -20,16 +20,26 @@ def resampled_stats(X: np.ndarray, n_boot: int, rng: np.random.Generator) -> lis
     return [gaussian_stats(X[rng.integers(0, len(X), len(X))]) for _ in range(n_boot)]
 
 
-_SHARED: dict = {}  # the last table's per-domain replicates: {(id(feats), n_boot, seed): {domain: replicates}}
+class DomainSets(dict):
+    """{domain: features} of one gap table, carrying the moment gaps' shared bootstrap replicates."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.replicates: dict = {}
 
 
 def shared_replicates(feats: dict, n_boot: int, seed: int) -> dict:
-    key = (id(feats), n_boot, seed, tuple((d, len(f)) for d, f in feats.items()))
-    if key not in _SHARED:
-        _SHARED.clear()
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        _SHARED[key] = {d: resampled_stats(f, n_boot, rng) for d, f in feats.items()}
-    return _SHARED[key]
+    """{domain: ``n_boot`` replicates of its (mean, covariance)}, drawn from a generator seeded by ``seed``;
+    computed once per :class:`DomainSets` (every moment gap of a table reuses them), afresh for a plain dict."""
+    cache = getattr(feats, "replicates", None)
+    key = (n_boot, seed)
+    if cache is not None and key in cache:
+        return cache[key]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    out = {d: resampled_stats(f, n_boot, rng) for d, f in feats.items()}
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 class MomentGap(GapMetric):
