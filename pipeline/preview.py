@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from .evaluation import Plan
 from .operators import OPERATORS
@@ -113,7 +115,9 @@ def calibrate(X: np.ndarray, y: np.ndarray, pl: Plan, p, dom: np.ndarray, max_ro
         Cs.setdefault(probe, set()).add(C)
     with one_thread():
         for probe, cs in Cs.items():  # the C path as a job fits it (warm-started probes: each C from the last)
-            fit_probes([probe], X[rows[:200]], y[rows[:200]], [max(cs)], max_iter=5)  # warm-up: imports, thread pools
+            with warnings.catch_warnings():  # warm-up (imports, thread pools): 5 iterations, not a solution
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fit_probes([probe], X[rows[:200]], y[rows[:200]], [max(cs)], max_iter=5)
             times = []
             for r in (half, rows):
                 t0 = time.perf_counter()
