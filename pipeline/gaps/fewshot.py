@@ -22,10 +22,12 @@ import pandas as pd
 
 from ..errors import ParamsError
 from .base import rbf
-from .cmmd import CMMD_SCALE, CMMD_SIGMA
+from .cmmd import CMMD_SCALE
+from .cmmd import _kernel as cmmd_kernel
 from .covariance import coral_distance, correlation_matrix_distance
 from .fid import _sqrt_psd
-from .moments import gaussian_stats
+from .kid import cubic_kernel
+from .moments import gaussian_stats, resampled_stats
 
 MOMENT = {"fid", "bures", "coral", "corr"}
 # The smallest k / d at which a moment gap's bootstrap interval covered the population value at about its
@@ -50,8 +52,7 @@ class _Source:
     """A source domain's moments and their bootstrap replicates, each with S^{1/2} (computed once)."""
 
     def __init__(self, X: np.ndarray, n_boot: int, rng: np.random.Generator, need_sqrt: bool):
-        self.X = X
-        stats = [gaussian_stats(X)] + [gaussian_stats(X[rng.integers(0, len(X), len(X))]) for _ in range(n_boot)]
+        stats = [gaussian_stats(X)] + resampled_stats(X, n_boot, rng)
         self.stats = [(mu, S, _sqrt_psd(S) if need_sqrt else None) for mu, S in stats]
 
 
@@ -70,10 +71,10 @@ def _kernel_fn(metric: str, sigma: float | None):
     from ..operators.base import l2_normalize
 
     if metric == "kid":
-        return lambda A, B: (A @ B.T / A.shape[1] + 1) ** 3, (lambda M: M), 1.0
+        return cubic_kernel, (lambda M: M), 1.0
     if metric == "mmd":
         return lambda A, B: rbf(A, B, sigma), (lambda M: M), 1.0
-    return lambda A, B: rbf(A, B, CMMD_SIGMA), l2_normalize, CMMD_SCALE
+    return cmmd_kernel, l2_normalize, CMMD_SCALE
 
 
 def mmd2_jackknife(kernel, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
@@ -123,7 +124,7 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
         raise ParamsError("fewshot.metrics: mmd needs the bandwidth stage domain_gap used (reports/domain_gap.json: mmd_sigma)")
     z = float(ndtri((1 + gap.ci) / 2))
     dom = np.asarray(dom)
-    feats = {d: np.asarray(X[dom == d], np.float64) for d in domains}
+    feats = {d: np.asarray(X[dom == d]) for d in domains}  # as stored; each subset drawn is cast to float64
     rng = np.random.default_rng(np.random.SeedSequence([fs.seed, 3]))
     moment = [m for m in metrics if m in MOMENT]
     dim = X.shape[1]
@@ -143,7 +144,7 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
                     rows.append((m, s, t, len(T), 0, r.value, r.ci_low, r.ci_high, r.bias))
                 continue
             for draw in range(draws):
-                Y = T[rng.choice(len(T), k, replace=False)]
+                Y = np.asarray(T[rng.choice(len(T), k, replace=False)], np.float64)
                 for m in moment:
                     stats = sources[s].stats
                     value = moment_gap(m, stats[0], Y)
@@ -154,7 +155,7 @@ def fewshot_table(X: np.ndarray, dom, domains: list[str], fs, gap, full: pd.Data
                     rows.append((m, s, t, k, draw, value, *interval("full_set", value, reps, z)))
                 for m, (kernel, prep, scale) in kernels.items():
                     S = feats[s]
-                    Xs = prep(S[rng.choice(len(S), min(len(S), max(gap.subset_size, 3)), replace=False)])
+                    Xs = prep(np.asarray(S[rng.choice(len(S), min(len(S), max(gap.subset_size, 3)), replace=False)], np.float64))
                     value, se = mmd2_jackknife(kernel, Xs, prep(Y)) if len(Xs) >= 3 else (np.nan, np.nan)
                     low, high = jackknife_interval(value, se, gap.ci, min(k, len(Xs)))
                     rows.append((m, s, t, k, draw, scale * value, scale * low, scale * high, 0.0))

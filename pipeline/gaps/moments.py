@@ -21,7 +21,8 @@ def resampled_stats(X: np.ndarray, n_boot: int, rng: np.random.Generator) -> lis
 
 
 class DomainSets(dict):
-    """{domain: features} of one gap table, carrying the moment gaps' shared bootstrap replicates."""
+    """{domain: features} of one gap table, carrying what its moment gaps share: each domain's moments and
+    their bootstrap replicates."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,6 +43,18 @@ def shared_replicates(feats: dict, n_boot: int, seed: int) -> dict:
     return out
 
 
+def shared_stats(feats: dict) -> dict:
+    """{domain: :func:`gaussian_stats` of all its rows}, once per :class:`DomainSets` (not once per pair and
+    metric), afresh for a plain dict."""
+    cache = getattr(feats, "replicates", None)
+    if cache is not None and "full" in cache:
+        return cache["full"]
+    out = {d: gaussian_stats(f) for d, f in feats.items()}
+    if cache is not None:
+        cache["full"] = out
+    return out
+
+
 class MomentGap(GapMetric):
     """A ``full_set`` gap that is a function :meth:`distance` of two (mean, covariance) pairs."""
 
@@ -49,7 +62,7 @@ class MomentGap(GapMetric):
 
     def __init__(self, gap, feats, rng):
         super().__init__(gap, feats, rng)
-        self.boot = shared_replicates(feats, gap.n_boot, gap.seed)
+        self.stats, self.boot = shared_stats(feats), shared_replicates(feats, gap.n_boot, gap.seed)
 
     @staticmethod
     def distance(mu1, S1, mu2, S2) -> float:
@@ -58,5 +71,6 @@ class MomentGap(GapMetric):
     def full(self, a, A, b, B, rng):
         boot_a, boot_b = (self.boot[a], self.boot[b]) if a and b else (
             resampled_stats(S, self.gap.n_boot, rng) for S in (A, B))
-        value = self.distance(*gaussian_stats(A), *gaussian_stats(B))
+        sa, sb = (self.stats[a], self.stats[b]) if a and b else (gaussian_stats(A), gaussian_stats(B))
+        value = self.distance(*sa, *sb)
         return value, np.array([self.distance(*sa, *sb) for sa, sb in zip(boot_a, boot_b)])
