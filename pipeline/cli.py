@@ -195,7 +195,7 @@ def plan(params: Path = typer.Option(Path("params.yaml"), help="the params file"
     import logging
 
     from .cellcache import CellCache
-    from .evaluate_io import read_inputs
+    from .evaluate_io import DESCRIPTION_STORES, read_inputs
     from .evaluation import check_feature_space, plan as make_plan, plan_preview
     from .params import load_params, project_path
 
@@ -206,7 +206,8 @@ def plan(params: Path = typer.Option(Path("params.yaml"), help="the params file"
         if not timed:
             p = p.model_copy(update={"evaluation": p.evaluation.model_copy(update={"preview": False})})
         check_feature_space(p)
-        inp = read_inputs(p, labels, images, prompts, Path("-"), stage="clipdg plan")
+        inp = read_inputs(p, labels, images, prompts, Path("-"), stage="clipdg plan",
+                          descriptions=tuple(d for d in DESCRIPTION_STORES if d.is_file()))
         cache = CellCache(project_path(p.evaluation.cache_dir))
         pl = make_plan(inp.images, inp.X, inp.domains, p, cache, bool(inp.meta.get("trained_on")), inp.text)
         return plan_preview(inp.images, inp.X, p, pl)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .encoders.base import Encoder, provenance, run_tower
+from .encoders.base import Encoder, layer_index, layer_kind, provenance, run_tower
 from .errors import NonFiniteError
 from .featcache import FeatureCaches
 from .images import decode_image, read_image_bytes
@@ -146,9 +146,27 @@ def embed_images(paths: Sequence[str], encoder: Encoder, batch_size: int = 64, w
         "images_per_second": round(len(paths) / seconds, 2) if seconds > 0 else None}
 
 
-def feature_kinds(features: str) -> tuple[str, ...]:
-    """``embed.features`` (projected | pooled | both) -> the feature kinds to embed."""
-    return {"projected": ("projected",), "pooled": ("pooled",), "both": ("projected", "pooled")}[features]
+def feature_kinds(features: str, layers: tuple[int, ...] = ()) -> tuple[str, ...]:
+    """``embed.features`` (projected | pooled | both) and the checked ``embed.layers`` -> the feature kinds to embed."""
+    base = {"projected": ("projected",), "pooled": ("pooled",), "both": ("projected", "pooled")}[features]
+    return base + tuple(layer_kind(i) for i in layers)
+
+
+def split_kinds(kinds: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the features/images.parquet kinds, the layer kinds of features/layers.parquet)."""
+    return tuple(k for k in kinds if layer_index(k) is None), tuple(k for k in kinds if layer_index(k) is not None)
+
+
+def layer_metadata(encoder: Encoder, kinds: tuple[str, ...], e: Embed) -> dict:
+    """What features/layers.parquet records of its columns: each block's index, name and width, and the dtype."""
+    blocks = encoder.blocks()
+    return {"layers": [{"column": k, "index": layer_index(k), "name": blocks[layer_index(k)][0],
+                        "dim": blocks[layer_index(k)][1]} for k in kinds],
+            "n_blocks": len(blocks), "layer_dtype": e.layer_dtype}
+
+
+def kind_dims(encoder: Encoder, kinds: tuple[str, ...]) -> dict[str, int]:
+    return {k: encoder.kind_dim(k) for k in kinds}
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -209,10 +227,10 @@ def unique_images(df: pd.DataFrame, caches: FeatureCaches) -> pd.DataFrame:
 
 def embed_to_cache(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, batch_size: int = 32,
                    shard_size: int = 1024, workers: int = 2, runtime: str = "auto", threads: int = 0,
-                   shard: tuple[int, int] = (0, 1), progress: bool = True, kinds: tuple[str, ...] = ("projected",)
-                   ) -> tuple[FeatureCaches, dict]:
+                   shard: tuple[int, int] = (0, 1), progress: bool = True, kinds: tuple[str, ...] = ("projected",),
+                   layer_dtype: str = "float32") -> tuple[FeatureCaches, dict]:
     """Embed the manifest images the cache lacks (this process's share of them); returns (caches, stats)."""
-    caches = FeatureCaches(cache_dir, provenance(encoder), kinds)
+    caches = FeatureCaches(cache_dir, provenance(encoder), kinds, kind_dims(encoder, kinds), layer_dtype)
     images = unique_images(df, caches)
     blocks, others = plan_blocks(images, batch_size, shard_size, shard)
     t0 = time.perf_counter()
@@ -239,8 +257,8 @@ def run_stats(embedded: int, reused: int, others: int, seconds: float, info: dic
 def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, batch_size: int = 32,
                    shard_size: int = 1024, workers: int = 2, runtime: str = "auto", threads: int = 0,
                    device: str = "auto", address: str | None = None, actors: int = 2, cpus_per_actor: float = 1,
-                   gpus_per_actor: float = 0, progress: bool = True, kinds: tuple[str, ...] = ("projected",)
-                   ) -> tuple[FeatureCaches, dict]:
+                   gpus_per_actor: float = 0, progress: bool = True, kinds: tuple[str, ...] = ("projected",),
+                   layer_dtype: str = "float32") -> tuple[FeatureCaches, dict]:
     """Embed the missing blocks on Ray Data: ``actors`` long-lived actors each load the model once and
     write whole blocks as cache shards (the same blocks and batches as a local run, so the same store).
     Workers load ``encoder.name`` on ``device`` (``auto``: their GPU when ``gpus_per_actor`` gives one).
@@ -252,7 +270,8 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
     from .encoders import load_encoder
 
     model = encoder.name
-    caches = FeatureCaches(cache_dir, provenance(encoder), kinds)
+    dims = kind_dims(encoder, kinds)
+    caches = FeatureCaches(cache_dir, provenance(encoder), kinds, dims, layer_dtype)
     images = unique_images(df, caches)
     blocks, _ = plan_blocks(images, batch_size, shard_size)
     reused = int(images["cached"].sum())
@@ -268,7 +287,7 @@ def embed_with_ray(df: pd.DataFrame, encoder: Encoder, cache_dir: str | Path, ba
         def __init__(self):
             os.chdir(cwd)  # relative model / image paths resolve as in the driver
             self.encoder = load_encoder(model, device)
-            self.caches = FeatureCaches(root, provenance(self.encoder), kinds)
+            self.caches = FeatureCaches(root, provenance(self.encoder), kinds, dims, layer_dtype)
             if self.caches.key != caches.key:
                 raise RuntimeError(f"model {model!r} loaded with other weights on a Ray worker ({self.caches.key} "
                                    f"vs {caches.key})")
@@ -303,7 +322,8 @@ def embed_manifest(df: pd.DataFrame, encoder: Encoder, e: Embed, shard: tuple[in
     if engine not in ("local", "ray") or (engine == "ray" and shard != (0, 1)):
         raise ValueError(f"embed.engine={engine!r}: choose local or ray (--shard runs locally only)")
     common = dict(batch_size=e.batch_size, shard_size=e.shard_size, workers=e.workers, runtime=e.runtime,
-                  threads=e.threads, progress=progress, kinds=feature_kinds(e.features))
+                  threads=e.threads, progress=progress, layer_dtype=e.layer_dtype,
+                  kinds=feature_kinds(e.features, encoder.check_layers(e.layers)))
     cache_dir = project_path(e.cache_dir)
     if engine == "ray":
         return embed_with_ray(df, encoder, cache_dir, device=e.device, **common, **e.ray.model_dump())

@@ -11,7 +11,10 @@ import pandas as pd
 from .coverage import present_domains
 from .featcache import column_of
 from .params import Params
-from .store import EMBEDDING, read_feature_stores, read_json, read_metadata, read_table
+from .store import EMBEDDING, check_same_model, read_feature_stores, read_json, read_metadata, read_table
+
+
+DESCRIPTION_STORES = (Path("features/descriptions_searched.parquet"), Path("features/descriptions_learned.parquet"))
 
 
 @dataclass
@@ -26,7 +29,10 @@ class EvaluationInputs:
     context: dict  # what the image-free methods are built from
 
 
-def read_inputs(p: Params, labels: Path, images: Path, prompts: Path, arcface: Path, stage: str = "evaluate") -> EvaluationInputs:
+def read_inputs(p: Params, labels: Path, images: Path, prompts: Path, arcface: Path, stage: str = "evaluate",
+                descriptions: tuple[Path, ...] = ()) -> EvaluationInputs:
+    """``descriptions``: stores of searched / learned descriptions (rows ``domain``, ``kind``), their vectors added to
+    ``text`` under their kind; each refused unless the image store's model embedded it."""
     from .prompts import class_text_weights, description_vectors
 
     img, X, txt, T = read_feature_stores(images, prompts, vector=column_of(p.classifier.features), stage=stage)
@@ -35,4 +41,10 @@ def read_inputs(p: Params, labels: Path, images: Path, prompts: Path, arcface: P
     domains = present_domains(img, read_json(Path(labels) / "domains.json")["domains"], stage)
     context = {"class_weights": class_text_weights(txt, T, classes), "classes": classes, "arcface": arcface,
                "image_meta": meta}
-    return EvaluationInputs(img, X, joint, description_vectors(txt, T), domains, classes, meta, context)
+    text = description_vectors(txt, T)
+    for path in descriptions:
+        df, V, dmeta = read_table(path)
+        check_same_model(images, meta, path, dmeta)
+        for kind, rows in df.groupby("kind", sort=False):
+            text[kind] = {d: V[i] for d, i in zip(rows["domain"], rows.index)}
+    return EvaluationInputs(img, X, joint, text, domains, classes, meta, context)

@@ -10,8 +10,9 @@ preprocessing select a namespace directory ``<root>/<key>/``. Inside it, shards
 - a new model (weights) or preprocessing is a new namespace: everything is recomputed;
 - a killed run leaves only complete shards: the next run embeds what is missing;
 - any number of processes or machines can write shards of disjoint blocks into one namespace;
-- each kind of image feature (``projected``, ``pooled``: :mod:`pipeline.encoders.base`) is its own
-  namespace, so asking for a second kind later embeds only what that kind lacks;
+- each kind of image feature (``projected``, ``pooled``, ``layer_<i>``: :mod:`pipeline.encoders.base`) is its
+  own namespace, so asking for a second kind (another layer) later writes only what that kind lacks;
+- a layer kind may be stored as float16 (``embed.layer_dtype``): its own namespace too;
 - a shard that cannot be read (a truncated file) is logged, deleted and its images embedded again.
 
 DVC sees only the assembled store (``features/images.parquet``); this directory is ours.
@@ -39,31 +40,39 @@ log = logging.getLogger(__name__)
 
 
 def column_of(kind: str) -> str:
-    return COLUMNS[kind]
+    """A feature kind's column in a store: ``embedding`` / ``pooled``, and a layer kind's own name (``layer_3``)."""
+    return COLUMNS.get(kind, kind)
 
 
-def cache_key(provenance: dict, kind: str = "projected") -> str:
+def cache_key(provenance: dict, kind: str = "projected", dim: int | None = None, dtype: str = "float32") -> str:
     """16 hex digits of sha256 over the weight hash, the preprocessing and the output dim (and the feature kind
-    when it is not the joint-space one, whose namespaces predate the kinds)."""
+    when it is not the joint-space one, whose namespaces predate the kinds; a layer's width, and its dtype when
+    not float32)."""
     keyed = {k: provenance[k] for k in ("weight_sha256", "preprocessing", "dim")}
     if kind != "projected":
         keyed.update(kind=kind, pooled_dim=provenance["pooled_dim"])
+    if kind not in COLUMNS:
+        keyed.update(layer_dim=dim)
+    if dtype != "float32":
+        keyed.update(dtype=dtype)
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class FeatureCache:
-    """One namespace (model weights + preprocessing + feature kind) of the feature cache under ``root``."""
+    """One namespace (model weights + preprocessing + feature kind [+ dtype]) of the feature cache under ``root``;
+    ``dim``: the width of a layer kind (the others' come from the provenance)."""
 
-    def __init__(self, root: str | Path, provenance: dict, kind: str = "projected"):
-        self.kind = kind
-        self.key = cache_key(provenance, kind)
+    def __init__(self, root: str | Path, provenance: dict, kind: str = "projected", dim: int | None = None,
+                 dtype: str = "float32"):
+        self.kind, self.dtype = kind, np.dtype(dtype)
+        self.dim = int(dim if kind not in COLUMNS else provenance["dim"] if kind == "projected" else provenance["pooled_dim"])
+        self.key = cache_key(provenance, kind, self.dim, dtype)
         self.dir = Path(root) / self.key
-        self.dim = int(provenance["dim"] if kind == "projected" else provenance["pooled_dim"])
         self._ids: dict[str, list[str]] = {}  # shard name -> its image ids, read once per shard
         if not (self.dir / "namespace.json").exists():
             write_json(self.dir / "namespace.json", {**{k: provenance.get(k) for k in
                                                        ("model", "weight_sha256", "preprocessing")},
-                                                    "kind": kind, "dim": self.dim})
+                                                    "kind": kind, "dim": self.dim, "dtype": str(self.dtype)})
         for tmp in self.dir.glob(".shard-*.tmp"):  # left by a SIGKILL mid-write; never read
             if time.time() - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
                 tmp.unlink(missing_ok=True)
@@ -93,7 +102,7 @@ class FeatureCache:
     def write_shard(self, image_ids: list[str], embeddings: np.ndarray, info: dict) -> Path:
         """Store one block atomically; the name is a hash of its ids, so a redone block overwrites itself."""
         name = f"shard-{hashlib.sha256(''.join(image_ids).encode()).hexdigest()[:24]}.parquet"
-        write_table(self.dir / name, pd.DataFrame({"image_id": list(image_ids)}), embeddings,
+        write_table(self.dir / name, pd.DataFrame({"image_id": list(image_ids)}), embeddings.astype(self.dtype, copy=False),
                     metadata={"cache_key": self.key, **info})
         self._ids[name] = list(image_ids)
         return self.dir / name
@@ -103,6 +112,7 @@ class FeatureCache:
         return assemble_store(out, df, {self.kind: self}, metadata, window)
 
     def rows(self, df: pd.DataFrame) -> "_Rows":
+        """A gatherer of the cached vectors of ``df``'s images (one line naming the first one missing)."""
         index = self.index()
         missing = ~df["image_id"].isin(index.index)
         if missing.any():
@@ -120,7 +130,7 @@ class _Rows:
 
     def _read(self, name: str) -> np.ndarray:
         try:
-            return read_table(self.cache.dir / name)[1]
+            return read_table(self.cache.dir / name, dtype=self.cache.dtype)[1]
         except (OSError, pa.ArrowException) as exc:
             raise RuntimeError(f"feature cache shard {self.cache.dir / name} cannot be read ({type(exc).__name__}: "
                                f"{exc}); delete it and rerun embed_images") from None
@@ -128,7 +138,7 @@ class _Rows:
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         where = self.index.loc[ids].reset_index(drop=True)
         rows = where["row"].to_numpy()
-        emb = np.empty((len(ids), self.cache.dim), np.float32)
+        emb = np.empty((len(ids), self.cache.dim), self.cache.dtype)
         for name, pos in where.groupby("shard", sort=False, observed=True).indices.items():
             emb[pos] = self.shard(name)[rows[pos]]
         return emb
@@ -137,23 +147,26 @@ class _Rows:
 def assemble_store(out: str | Path, df: pd.DataFrame, caches: dict[str, FeatureCache], metadata: dict,
                    window: int = 8192) -> int:
     """Write ``df`` (one row per manifest row, duplicates allowed) with each row's cached vector of every kind
-    (column :data:`COLUMNS` [kind]) to the store ``out``, ``window`` rows per row group."""
+    (column :func:`column_of` (kind), in the kind's dtype) to the store ``out``, ``window`` rows per row group."""
     gather = {kind: cache.rows(df) for kind, cache in caches.items()}
     with TableWriter(out, metadata) as writer:
         for start in range(0, len(df), window):
             part = df.iloc[start:start + window]
             ids = part["image_id"].to_numpy()
-            writer.write(part, vectors={COLUMNS[kind]: g(ids) for kind, g in gather.items()})
+            writer.write(part, vectors={column_of(kind): g(ids) for kind, g in gather.items()})
     return writer.rows
 
 
 class FeatureCaches:
     """The namespaces of the feature kinds one run embeds (``embed.features``), used together: an image is
-    cached when every kind holds it; a block's features of every kind come from one forward pass."""
+    cached when every kind holds it; a block's features of every kind come from one forward pass. ``dims``: the
+    widths of the layer kinds; ``layer_dtype``: how layer kinds are stored (float32 | float16)."""
 
-    def __init__(self, root: str | Path, provenance: dict, kinds: tuple[str, ...] = ("projected",)):
+    def __init__(self, root: str | Path, provenance: dict, kinds: tuple[str, ...] = ("projected",),
+                 dims: dict | None = None, layer_dtype: str = "float32"):
         self.kinds = tuple(kinds)
-        self.caches = {k: FeatureCache(root, provenance, k) for k in self.kinds}
+        self.caches = {k: FeatureCache(root, provenance, k, (dims or {}).get(k),
+                                       "float32" if k in COLUMNS else layer_dtype) for k in self.kinds}
         first = self.caches[self.kinds[0]]
         self.dir = first.dir if len(self.kinds) == 1 else Path(root)
         self.key = "+".join(c.key for c in self.caches.values())
@@ -184,5 +197,8 @@ class FeatureCaches:
                 cache.write_shard(image_ids, features[kind], info)
                 self._held[kind] |= ids
 
-    def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192) -> int:
-        return assemble_store(out, df, self.caches, metadata, window)
+    def assemble(self, out: str | Path, df: pd.DataFrame, metadata: dict, window: int = 8192,
+                 kinds: tuple[str, ...] | None = None) -> int:
+        """:func:`assemble_store` of ``kinds`` (default: every kind of the run)."""
+        return assemble_store(out, df, {k: self.caches[k] for k in (self.kinds if kinds is None else kinds)}, metadata,
+                              window)

@@ -61,6 +61,22 @@ class SmallResNet(nn.Module):
                 layers.append(_Block(cin, width * mult, 2 if (j == 0 and i > 0) else 1))
                 cin = width * mult
         self.net, self.out_dim = nn.Sequential(*layers), cin
+        self.stage_widths, self.per_stage = [width, width, 2 * width, 4 * width, 8 * width], blocks
+
+    def block_names(self) -> list[tuple[str, int]]:
+        """(name, width) of the stem and each stage."""
+        return [("stem", self.stage_widths[0])] + [(f"stage {i}", w) for i, w in enumerate(self.stage_widths[1:], 1)]
+
+    def forward_blocks(self, x, layers=()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(pooled output, {stage i: its map's global average}) in one pass; stage 0 is the stem."""
+        ends = [3 + i * self.per_stage for i in range(5)]  # net[:3] is the stem, then `blocks` modules per stage
+        out, start = {}, 0
+        for i, end in enumerate(ends):
+            x = self.net[start:end](x)
+            start = end
+            if i in layers:
+                out[i] = x.mean((2, 3))
+        return x.mean((2, 3)), out
 
     def forward(self, x):
         return self.net(x).mean((2, 3))
@@ -82,10 +98,27 @@ class SmallViT(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm, self.out_dim = nn.LayerNorm(width), width
 
-    def forward(self, x):
+    def _tokens(self, x):
         x = self.embed(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos  # shape[0]: traceable (ONNX)
-        return self.norm(self.blocks(x)[:, 0])
+        return torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos  # shape[0]: traceable (ONNX)
+
+    def forward(self, x):
+        return self.norm(self.blocks(self._tokens(x))[:, 0])
+
+    def block_names(self) -> list[tuple[str, int]]:
+        """(name, width) of the embeddings and each block."""
+        width = self.out_dim
+        return [("embeddings", width)] + [(f"block {i}", width) for i in range(1, len(self.blocks.layers) + 1)]
+
+    def forward_blocks(self, x, layers=()) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(pooled output, {block i: its class token through the final LayerNorm}) in one pass; 0: the embeddings."""
+        x = self._tokens(x)
+        out = {0: self.norm(x[:, 0])} if 0 in layers else {}
+        for i, layer in enumerate(self.blocks.layers, 1):
+            x = layer(x)
+            if i in layers:
+                out[i] = self.norm(x[:, 0])
+        return self.norm(x[:, 0]), out
 
 
 IMAGE_TOWERS = {"resnet": SmallResNet, "vit": SmallViT}

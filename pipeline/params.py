@@ -172,6 +172,8 @@ class Embed(Section):
     engine: Literal["local", "ray"] = "local"
     ray: Ray = Ray()
     features: Literal["projected", "pooled", "both"] = "projected"
+    layers: Literal["all"] | list[NonNegInt] | None = "all"  # blocks of the image tower stored (features/layers.parquet)
+    layer_dtype: Literal["float32", "float16"] = "float32"
 
     @model_validator(mode="after")
     def _shard_multiple_of_batch(self):
@@ -255,8 +257,8 @@ class Operators(Section):
     grid}``, checked against the operator's declared ``hyper`` (and ``bounds``) in its registry entry."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-    names: Names = ["none", "translate_single", "translate_avg", "text_removal", "center", "whiten", "coral",
-                    "selective_whiten"]
+    names: Names = ["none", "translate_single", "translate_avg", "translate_searched", "translate_learned",
+                    "text_removal", "center", "whiten", "coral", "selective_whiten"]
 
     @model_validator(mode="before")
     @classmethod
@@ -349,6 +351,25 @@ class Fewshot(Section):
     seed: NonNegInt = 0
 
 
+class LearnDescriptions(Section):
+    steps: NonNegInt = 200
+    lr: Positive = 0.01
+    contrast: NonNeg = 0.5
+    init_std: Positive = 0.02
+    seed: NonNegInt = 0
+
+
+class Descriptions(Section):
+    candidates: dict[str, Annotated[list[str], Field(min_length=1)]] = {}  # {domain: pool} over the built-in pools
+    select: Literal["sim", "specificity"] = "sim"
+    learn: LearnDescriptions = LearnDescriptions()
+
+
+class Layerwise(Section):
+    probes: Names = ["logreg"]
+    gap_metrics: Names = ["fid", "kid", "coral"]
+
+
 class Params(Section):
     data: Data = Data()
     model: Model = Model()
@@ -362,6 +383,8 @@ class Params(Section):
     evaluation: Evaluation = Evaluation()
     gap: Gap = Gap()
     fewshot: Fewshot = Fewshot()
+    layerwise: Layerwise = Layerwise()
+    descriptions: Descriptions = Descriptions()
 
     @model_validator(mode="after")
     def _features_embedded(self):

@@ -113,11 +113,11 @@ def content_features(encoder, names: list[str], templates: list[str]) -> torch.T
     return unit(f.reshape(len(names), len(templates), -1).mean(1), dim=-1)
 
 
-def pseudo_word(encoder) -> tuple[str, int]:
-    """The first of :data:`PSEUDO_WORDS` the encoder's tokenizer keeps as one token inside a style prompt."""
+def pseudo_word(encoder, prompt: str = STYLE_PROMPT) -> tuple[str, int]:
+    """The first of :data:`PSEUDO_WORDS` the encoder's tokenizer keeps as one token inside ``prompt``."""
     for word in PSEUDO_WORDS:
         ids = encoder.tokenizer(word, add_special_tokens=False)["input_ids"]
-        if len(ids) == 1 and ids[0] in encoder.tokenize([STYLE_PROMPT.format(word)])[0][0].tolist():
+        if len(ids) == 1 and ids[0] in encoder.tokenize([prompt.format(word)])[0][0].tolist():
             return word, ids[0]
     raise ValueError(f"the tokenizer of model {encoder.name!r} keeps none of {list(PSEUDO_WORDS)} as one token: "
                      "PromptStyler has no pseudo-word to learn")

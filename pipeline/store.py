@@ -67,10 +67,10 @@ def write_csv(path: str | Path, df: pd.DataFrame) -> None:
 def _arrow_table(df: pd.DataFrame, vectors: dict[str, np.ndarray], where) -> pa.Table:
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     for column, matrix in vectors.items():
-        emb = np.ascontiguousarray(matrix, dtype=np.float32)
+        emb = np.ascontiguousarray(matrix, dtype=np.float16 if np.asarray(matrix).dtype == np.float16 else np.float32)
         if emb.ndim != 2 or emb.shape[0] != len(df):
             raise ValueError(f"{where}: {column} of shape {emb.shape} does not match {len(df)} rows")
-        flat = pa.array(emb.reshape(-1), type=pa.float32())
+        flat = pa.array(emb.reshape(-1), type=pa.float16() if emb.dtype == np.float16 else pa.float32())
         table = table.append_column(column, pa.FixedSizeListArray.from_arrays(flat, emb.shape[1]))
     return table
 
@@ -135,9 +135,10 @@ def check_finite(path, df: pd.DataFrame, emb: np.ndarray, offset: int = 0, count
                              f"({int(bad.sum())} row(s) {count}); nothing downstream may use it")
 
 
-def read_table(path: str | Path, vector: str = EMBEDDING) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
-    """Read a store written by :func:`write_table`: (columns, the ``vector`` column as a float32 matrix or
-    None when the store has no such column, metadata); other vector columns are not read.
+def read_table(path: str | Path, vector: str = EMBEDDING, dtype=np.float32) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+    """Read a store written by :func:`write_table`: (columns, the ``vector`` column as a ``dtype`` matrix (float16
+    columns are widened to the default float32) or None when the store has no such column, metadata); other vector
+    columns are not read.
     A NaN / inf vector is refused (:class:`NonFiniteError`)."""
     path = Path(path)
     if not path.exists():
@@ -150,7 +151,7 @@ def read_table(path: str | Path, vector: str = EMBEDDING) -> tuple[pd.DataFrame,
     if vector in table.column_names:
         col = table.column(vector).combine_chunks()
         dim = col.type.list_size
-        emb = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+        emb = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(dtype, copy=False)
         table = table.drop_columns([vector])
     df = table.to_pandas()
     if emb is not None:

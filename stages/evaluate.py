@@ -21,9 +21,11 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 @app.command()
 def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images: Path = Path("features/images.parquet"),
          prompts: Path = Path("features/prompts.parquet"), arcface: Path = Path("models/promptstyler_arcface.npz"),
+         searched: Path = Path("features/descriptions_searched.parquet"),
+         learned: Path = Path("features/descriptions_learned.parquet"),
          accuracy: Path = Path("reports/accuracy.csv"), report: Path = Path("reports/evaluate.json")) -> None:
     p = read_params(params)
-    inp = read_inputs(p, labels, images, prompts, arcface)
+    inp = read_inputs(p, labels, images, prompts, arcface, descriptions=(searched, learned))
     image_free = {n: IMAGE_FREE[n].build(inp.context) for n in IMAGE_FREE.check(p.evaluation.image_free)}
     cache = CellCache(project_path(p.evaluation.cache_dir))
     acc, info = evaluate(inp.images, inp.X, inp.text, inp.domains, inp.classes, p, image_free, cache,

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 ALL = {"prepare", "train_clip", "model", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity",
-       "evaluate", "domain_gap", "fewshot_gap", "diagnostics", "results"}
+       "search_descriptions", "learn_descriptions", "evaluate", "domain_gap", "fewshot_gap", "layerwise", "diagnostics",
+       "results"}
 ALWAYS = {"prepare", "model"}  # always_changed: a rescan of file stats, a fingerprint of the model files
 EVAL = ALWAYS | {"evaluate", "results", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
@@ -72,6 +73,7 @@ def make_project(work: Path, data_root: Path | str, model: str, **sections) -> P
         p["classifier"]["dann"].update(steps=30)
         p["clip"].update(TINY_MINICLIP)
         p["promptstyler"].update(k=3, iterations=5)
+        p["descriptions"]["learn"].update(steps=10)
         p["promptstyler"]["arcface"].update(epochs=10)
         p["gap"].update(subset_size=10)  # 21 images per domain: two disjoint subsets of 10
         p["classifier"].update(probes=["logreg", "svm", "dann"], C=[0.1, 1.0])
@@ -177,6 +179,23 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert set(gap_json["clip_inception_score"]) == {"photo", "art_painting", "cartoon", "sketch"}
     assert gap_json["subset_size"]["used"] == 10
 
+    curve = pd.read_csv(project / "reports/layerwise_curve.csv")  # every block of the tiny ViT, then the projection
+    assert curve["name"].tolist() == ["embeddings", "block 1", "block 2", "projection"]
+    assert {"in_domain", "single_source", "lodo", "fid", "kid", "coral"} <= set(curve.columns)
+    assert curve[["in_domain", "lodo", "fid"]].notna().all().all()
+    layer_json = json.loads((project / "reports/layerwise.json").read_text())
+    assert layer_json["best_lodo_by_test_accuracy"] in set(curve["name"]) and len(layer_json["lodo"]) == 4
+    assert read_metadata(project / "features/layers.parquet")["layers"][2] == {
+        "column": "layer_2", "index": 2, "name": "block 2", "dim": 64}
+
+    search = pd.read_csv(project / "reports/description_search.csv")
+    assert search.groupby("domain")["selected"].sum().eq(1).all() and search["translation_accuracy"].between(0, 1).all()
+    assert len(search[search.domain == "sketch"]) == 6  # the default and the built-in pool's other five
+    learned = json.loads((project / "reports/learn_descriptions.json").read_text())
+    assert learned["prompt"] == "a {} of a" and set(learned["sim_own"]) == {"photo", "art_painting", "cartoon", "sketch"}
+    searched = pq.read_table(project / "features/descriptions_searched.parquet").to_pandas()
+    assert set(searched["kind"]) == {"domain_searched"} and len(searched) == 4
+
     sh(project, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))  # every declared plot renders
     assert (tmp_path / "plots" / "index.html").exists()
 
@@ -188,13 +207,29 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
 
     # --- a classifier, operator or translation param reruns only evaluation and what reads it
     edit_params(project, lambda p: p["classifier"].update(C=[0.05, 1.0]))
-    assert repro(project) == EVAL
+    assert repro(project) == EVAL | {"layerwise", "search_descriptions"}  # search: each candidate's probe accuracy
     diff = sh(project, "dvc", "metrics", "diff", "--md")
     assert "reports/metrics.json" in diff and "single_source.logreg.mean" in diff
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
-    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics", "fewshot_gap"}
+    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics", "fewshot_gap", "layerwise"}
     edit_params(project, lambda p: p["fewshot"].update(draws=3))
     assert repro(project) == ALWAYS | {"fewshot_gap", "diagnostics"}  # its stage, and the cheap one that reads its table
+    # --- a layer param: the embedding stage (every block is cached: no image embedded) and the layer stage only
+    edit_params(project, lambda p: p["embed"].update(layers=[0, 2]))
+    assert repro(project) == ALWAYS | {"embed_images", "layerwise"}
+    assert json.loads((project / "reports/embed.json").read_text())["embedded"] == 0
+    assert pd.read_csv(project / "reports/layerwise_curve.csv")["name"].tolist() == ["embeddings", "block 2", "projection"]
+    edit_params(project, lambda p: p["layerwise"].update(gap_metrics=["fid"]))
+    assert repro(project) == ALWAYS | {"layerwise"}
+    # --- description params: their own stage, and evaluate (which reads the descriptions; here no cell uses them)
+    edit_params(project, lambda p: p["descriptions"]["learn"].update(steps=4))
+    assert repro(project) == ALWAYS | {"learn_descriptions", "evaluate", "results"}
+    edit_params(project, lambda p: p["descriptions"].update(candidates={"sketch": ["a doodle", "a pencil drawing"]}))
+    ran = repro(project)  # evaluate only if the selected descriptions changed (DVC compares the store's content)
+    assert ALWAYS | {"search_descriptions"} <= ran <= ALWAYS | {"search_descriptions", "evaluate", "results"}
+    search = pd.read_csv(project / "reports/description_search.csv")
+    assert search.loc[search.domain == "sketch", "text"].tolist() == ["a black and white drawing", "a doodle",
+                                                                     "a pencil drawing"]
 
     # --- PromptStyler: ArcFace params retrain the classifier only
     edit_params(project, lambda p: p["promptstyler"]["arcface"].update(m=0.3))
@@ -203,9 +238,10 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     # --- a description: the text and what reads it, never the images or the styles (results only if the table moved)
     edit_params(project, lambda p: p["prompts"].update(domains={"cartoon": "a comic strip"}))
     ran = repro(project)
-    assert ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics"} <= ran <= \
+    assert ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics",
+                     "search_descriptions"} <= ran <= \
         ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics", "fewshot_gap",
-                  "results"}  # fewshot_gap only if the gaps moved (DVC compares domain_gap's outputs)
+                  "results", "search_descriptions"}  # fewshot_gap only if the gaps moved (DVC compares domain_gap's outputs)
     # --- content, not where it comes from: a preset change that names the same label space and text, a MiniCLIP
     # param while model.name is a transformers CLIP, the same images at another data.root, the same model at
     # another path with its prefix -- nothing that embeds, trains or evaluates reruns (train_clip rewrites its note)

@@ -88,7 +88,8 @@ def test_every_operator_and_probe_and_coral_helps_on_second_order_shift():
         X.append(scale * (means[y] + rng.normal(0, 0.7, (len(y), d))) + (0 if i == 0 else rng.normal(0, 4, d)))
         rows.append(pd.DataFrame({"domain": dom, "label": y, "split": "train"}))
     images, X = with_ids(pd.concat(rows, ignore_index=True)), np.concatenate(X)
-    text = {kind: {dom: rng.normal(size=d) for dom in DOMAINS} for kind in ("domain", "domain_avg")}
+    kinds = ("domain", "domain_avg", "domain_searched", "domain_learned")
+    text = {kind: {dom: rng.normal(size=d) for dom in DOMAINS} for kind in kinds}
     names = OPERATORS.names()
     p = params(operators={"names": names, "selective_whiten": {"n_directions": 4}},
                classifier={"probes": ["logreg", "svm", "softmax"]})

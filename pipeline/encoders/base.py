@@ -2,11 +2,15 @@
 
 An encoder maps preprocessed image batches and lists of strings into one joint space, E_I(x) and E_T(t)
 (Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021).
-Its image tower yields up to two kinds of image features (:data:`FEATURE_KINDS`):
+Its image tower yields these kinds of image features, all from one forward pass:
 
 * ``projected`` -- E_I(x), in the joint image-text space (what zero-shot and the text operators need);
 * ``pooled``    -- the tower's pooled representation *before* the projection into the joint space
-  (the CLIP paper's linear-probe protocol reads these, §3.2 / App. A.3).
+  (the CLIP paper's linear-probe protocol reads these, §3.2 / App. A.3);
+* ``layer_<i>`` -- block ``i`` of the tower (:meth:`Encoder.blocks`: 0 is the input to the first block), pooled as
+  the family pools its last block (a ViT: the class token through the final LayerNorm, so the last block's
+  equals ``pooled``; a ResNet: the global average of the stage's map). Zeiler & Fergus (ECCV 2014) ask which
+  layer transfers; ``embed.layers`` stores them, stage ``layerwise`` answers it.
 
 A family is one module of this package registered in :data:`ENCODERS` under the prefix that selects it
 in ``model.name`` (``hf_clip:DIR``, ``siglip:DIR``, ``open_clip:DIR``, ``miniclip:DIR``); a bare
@@ -28,7 +32,18 @@ from ..preprocess import Preprocess
 from ..registry import Registry
 
 ENCODERS: Registry = Registry("encoder family", "model.name", __package__)
-FEATURE_KINDS = ("projected", "pooled")
+FEATURE_KINDS = ("projected", "pooled")  # plus layer_<i> (layer_kind)
+LAYER_PREFIX = "layer_"
+
+
+def layer_kind(i: int) -> str:
+    return f"{LAYER_PREFIX}{int(i)}"
+
+
+def layer_index(kind: str) -> int | None:
+    """``layer_3`` -> 3; another kind -> None."""
+    rest = kind[len(LAYER_PREFIX):] if kind.startswith(LAYER_PREFIX) else ""
+    return int(rest) if rest.isdigit() else None
 
 
 class Encoder:
@@ -67,9 +82,15 @@ class Encoder:
     def load(cls, name: str, path: Path, device: str) -> "Encoder":
         raise NotImplementedError
 
-    def image_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{kind: (B, d_kind)} for every kind of :data:`FEATURE_KINDS`, from one forward pass."""
+    def image_features(self, pixels: torch.Tensor, layers: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
+        """{kind: (B, d_kind)} for every kind of :data:`FEATURE_KINDS` and ``layer_<i>`` for each of ``layers``,
+        from one forward pass."""
         raise NotImplementedError
+
+    def blocks(self) -> list[tuple[str, int]]:
+        """(name, width) of each block whose pooled output ``layer_<i>`` can be stored, in depth order (index 0: the
+        input of the first block, e.g. a ViT's embeddings, a ResNet's stem). [] for a family that exposes none."""
+        return []
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(input_ids, attention_mask or None) on the encoder's device, as the model's own processor makes them."""
@@ -103,7 +124,26 @@ class Encoder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def kind_dim(self, kind: str) -> int:
+        i = layer_index(kind)
+        if i is not None:
+            return self.blocks()[i][1]
         return self.dim if kind == "projected" else self.pooled_dim
+
+    def check_layers(self, layers) -> tuple[int, ...]:
+        """``embed.layers`` (``all``, a list of block indices, or none) -> sorted indices; one line naming the key
+        when an index is out of range or the family exposes no blocks."""
+        blocks = self.blocks()
+        if layers in (None, [], ()):
+            return ()
+        if layers == "all":
+            if not blocks:
+                raise ValueError(f"embed.layers: all, but the {self.family} family exposes no blocks")
+            return tuple(range(len(blocks)))
+        bad = [i for i in layers if not 0 <= int(i) < len(blocks)]
+        if bad:
+            raise ValueError(f"embed.layers: block {bad[0]} does not exist; {self.name} has blocks 0..{len(blocks) - 1} "
+                             f"({', '.join(n for n, _ in blocks) or 'none'})")
+        return tuple(sorted({int(i) for i in layers}))
 
 
 class ImageTower(torch.nn.Module):
@@ -111,15 +151,16 @@ class ImageTower(torch.nn.Module):
 
     def __init__(self, encoder: Encoder, kinds: tuple[str, ...]):
         super().__init__()
-        unknown = [k for k in kinds if k not in FEATURE_KINDS]
+        unknown = [k for k in kinds if k not in FEATURE_KINDS and layer_index(k) is None]
         if unknown or not kinds:
-            raise ValueError(f"image feature kinds {list(kinds)}: choose from {list(FEATURE_KINDS)}")
+            raise ValueError(f"image feature kinds {list(kinds)}: choose from {list(FEATURE_KINDS)} or layer_<i>")
         self.encoder, self.kinds = encoder, tuple(kinds)
+        self.layers = tuple(i for i in map(layer_index, kinds) if i is not None)
         owned = getattr(encoder, "model", None)
         self.model = owned if isinstance(owned, torch.nn.Module) else None  # registered: .eval() reaches it
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        feats = self.encoder.image_features(pixels)
+        feats = self.encoder.image_features(pixels, self.layers) if self.layers else self.encoder.image_features(pixels)
         return tuple(feats[k] for k in self.kinds)
 
 
@@ -203,6 +244,6 @@ def fingerprint(encoder: Encoder) -> dict:
             "trained_on": encoder.trained_on}
 
 
-__all__ = ["ENCODERS", "FEATURE_KINDS", "Encoder", "ImageTower", "ModelLoadError", "Preprocess", "files_hash",
+__all__ = ["ENCODERS", "FEATURE_KINDS", "LAYER_PREFIX", "Encoder", "layer_index", "layer_kind", "ImageTower", "ModelLoadError", "Preprocess", "files_hash",
            "fingerprint", "pooled_output", "provenance", "read_json", "resolve_device", "run_tower",
            "state_dict_hash"]

@@ -4,7 +4,8 @@
 
 E_I(x) = visual_projection(vision_model(x).pooler_output), E_T(t) = get_text_features(t) (Radford et al.,
 ICML 2021); ``pooled`` is ``vision_model(x).pooler_output``, the post-LayerNorm class token before the
-projection. Text is tokenised as the CLIP processor does (padding to the longest prompt; the causal text
+projection; ``layer_<i>`` is ``post_layernorm`` of the class token of ``hidden_states[i]`` (0: the embeddings after
+``pre_layrnorm``; the last equals ``pooled``). Text is tokenised as the CLIP processor does (padding to the longest prompt; the causal text
 tower reads the end-of-text token, so padding never changes a prompt's features). Never
 ``trust_remote_code``.
 """
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .base import ENCODERS, Encoder, ModelLoadError, Preprocess, files_hash, pooled_output, read_json, state_dict_hash
+from .base import (ENCODERS, Encoder, ModelLoadError, Preprocess, files_hash, layer_kind, pooled_output, read_json,
+                   state_dict_hash)
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
                    "spiece.model"]
@@ -79,9 +81,23 @@ class HFClipEncoder(Encoder):
                               getattr(cfg, "max_position_embeddings", None)) if x and x < 10**6]
         return int(min(limits)) if limits else 77
 
-    def image_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.model.vision_model(pixel_values=pixels).pooler_output
-        return {"projected": self.model.visual_projection(pooled), "pooled": pooled}
+    def blocks(self) -> list[tuple[str, int]]:
+        cfg = self.model.config.vision_config
+        return [("embeddings", cfg.hidden_size)] + [(f"block {i}", cfg.hidden_size)
+                                                    for i in range(1, cfg.num_hidden_layers + 1)]
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.model.visual_projection(pooled)
+
+    def pool_block(self, hidden: torch.Tensor) -> torch.Tensor:
+        """A block's output pooled as the tower pools its last one: the class token through the final LayerNorm."""
+        return self.model.vision_model.post_layernorm(hidden[:, 0])
+
+    def image_features(self, pixels: torch.Tensor, layers: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
+        out = self.model.vision_model(pixel_values=pixels, **({"output_hidden_states": True} if layers else {}))
+        pooled = out.pooler_output
+        return {"projected": self.project(pooled), "pooled": pooled,
+                **{layer_kind(i): self.pool_block(out.hidden_states[i]) for i in layers}}
 
     def tokenize(self, texts: list[str]):
         tok = self.tokenizer(list(texts), padding=self.padding, max_length=self.max_length(), truncation=True,

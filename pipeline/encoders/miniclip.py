@@ -4,7 +4,8 @@
 this module only loads it.
 
 E_I(x) = normalize(P_I f_I(x)) (``projected``), f_I(x) the image tower's pooled output (``pooled``);
-E_T(t) = normalize(P_T f_T(t)).
+E_T(t) = normalize(P_T f_T(t)); ``layer_<i>``: the ResNet's stem (0) and stages 1-4 averaged over space, or the ViT's
+embeddings (0) and blocks through the final LayerNorm of the class token (the last equals ``pooled``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from ..miniclip import CLIP_MEAN, CLIP_STD, load_miniclip, tokenize
-from .base import ENCODERS, Encoder, ModelLoadError, Preprocess, files_hash, state_dict_hash
+from .base import ENCODERS, Encoder, ModelLoadError, Preprocess, files_hash, layer_kind, state_dict_hash
 
 
 @ENCODERS.register("miniclip")
@@ -44,9 +45,13 @@ class MiniClipEncoder(Encoder):
                     "max_length": enc.model.spec["max_length"]}
         return enc
 
-    def image_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.model.image(pixels)
-        return {"projected": nn.functional.normalize(self.model.image_proj(pooled), dim=-1), "pooled": pooled}
+    def blocks(self) -> list[tuple[str, int]]:
+        return self.model.image.block_names()
+
+    def image_features(self, pixels: torch.Tensor, layers: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
+        pooled, per_layer = self.model.image.forward_blocks(pixels, layers) if layers else (self.model.image(pixels), {})
+        return {"projected": nn.functional.normalize(self.model.image_proj(pooled), dim=-1), "pooled": pooled,
+                **{layer_kind(i): f for i, f in per_layer.items()}}
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = tokenize(self.tokenizer, texts, self.model.spec["max_length"])

@@ -9,6 +9,8 @@ What differs from CLIP, and is honoured here:
 * **No projection**: E_I(x) = ``vision_model(x).pooler_output`` (the attention-pooling head's output) and
   E_T(t) = ``text_model(t).pooler_output`` (its head's output) are the joint space already, so the
   ``pooled`` and ``projected`` image features coincide.
+* **Layers**: ``layer_<i>`` is block ``i``'s output through the final LayerNorm and the attention-pooling
+  head, as the tower pools its last block.
 * **Sigmoid logits**: a pair's logit is s cos + b, trained as an independent binary decision, not
   calibrated across the candidates of a softmax. The encoder records ``objective: sigmoid`` with s and b;
   nothing downstream treats s cos as softmax logits (see docs/methods.md, CLIP inception score).
@@ -30,6 +32,10 @@ class SiglipEncoder(HFClipEncoder):
     def _text_dim(self) -> int:
         return int(self.model.config.text_config.hidden_size)
 
-    def image_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.model.vision_model(pixel_values=pixels).pooler_output
-        return {"projected": pooled, "pooled": pooled}
+    def pool_block(self, hidden: torch.Tensor) -> torch.Tensor:
+        """A block's output pooled as the tower pools its last one: the final LayerNorm, then the attention-pooling head."""
+        vision = self.model.vision_model
+        return vision.head(vision.post_layernorm(hidden))
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return pooled  # the head's output is the joint space already

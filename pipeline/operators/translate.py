@@ -6,7 +6,8 @@ dans l'espace CLIP", ORASIS 2023, §2): an image x of domain D_x is moved toward
 n_b / n_a optional L2 normalisations (``translate.normalize_before`` / ``normalize_after``); with several
 sources E_T(t_src) is the mean of their descriptions. Source rows have t_x = t_src, so on training rows
 only the normalisation acts. ``none`` is the same transform with alpha = 0, so that the comparison
-isolates the shift; ``translate_avg`` uses the class-averaged descriptions (after Niu et al. 2022).
+isolates the shift; ``translate_avg`` uses the class-averaged descriptions (after Niu et al. 2022);
+``translate_searched`` / ``translate_learned`` the searched and learned ones (:mod:`pipeline.descriptions`).
 """
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ class NoShift(TextTranslation):
     alpha = 0.0
     text_kinds = ()  # reads no description: its cells stay valid when the prompts change
 
+    def fit(self, X=None, domains=None, sources=()):
+        self.sources_ = list(sources)
+        return self
+
+    def shift(self, domain: str) -> float:
+        return 0.0
+
 
 @OPERATORS.register("translate_single")
 class TranslateSingle(TextTranslation):
@@ -66,3 +74,17 @@ class TranslateSingle(TextTranslation):
 @OPERATORS.register("translate_avg")
 class TranslateAverage(TextTranslation):
     kind, text_kinds = "domain_avg", ("domain_avg",)
+
+
+@OPERATORS.register("translate_searched")
+class TranslateSearched(TextTranslation):
+    """Each domain's description chosen from its candidate pool by Sim(t, D) (stage search_descriptions)."""
+
+    kind, text_kinds = "domain_searched", ("domain_searched",)
+
+
+@OPERATORS.register("translate_learned")
+class TranslateLearned(TextTranslation):
+    """Each domain's learned pseudo-word description "a * of a" (stage learn_descriptions)."""
+
+    kind, text_kinds = "domain_learned", ("domain_learned",)

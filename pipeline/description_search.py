@@ -1,0 +1,92 @@
+"""Description search (``translate_searched``): candidate pools, their Sim(t, D) / specificity ranking, the selection,
+and each candidate's translation accuracy (formulas: :mod:`pipeline.descriptions`, docs/methods.md)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .descriptions import similarity_scores
+from .partition import TEST, TRAIN, VAL, partitions
+from .selection import SELECTIONS, pick
+
+# candidate pools of the built-in domains (a domain's default description is always a candidate too)
+POOLS = {
+    "photo": ["a photo", "a photograph", "a picture", "a real photo", "a snapshot", "an image"],
+    "art_painting": ["an art painting", "a painting", "an oil painting", "a work of art", "a watercolor painting",
+                     "an artwork"],
+    "cartoon": ["a cartoon", "a comic", "a cartoon drawing", "an animation", "a clipart", "a colorful drawing"],
+    "sketch": ["a black and white drawing", "a sketch", "a pencil drawing", "a line drawing", "a doodle",
+               "an outline drawing"],
+}
+
+
+def candidate_pools(descriptions: dict[str, str], override: dict[str, list[str]]) -> pd.DataFrame:
+    """(domain, text, default) rows: per domain its default description first, then ``override`` [domain] (params)
+    or the built-in pool :data:`POOLS` [domain], repeats dropped. A key of ``override`` that names no domain is
+    refused, naming it."""
+    unknown = sorted(set(override) - set(descriptions))
+    if unknown:
+        raise ValueError(f"descriptions.candidates.{unknown[0]}: no such domain; the domains are {sorted(descriptions)}")
+    rows = []
+    for d, default in descriptions.items():
+        pool = list(dict.fromkeys([default, *override.get(d, POOLS.get(d, []))]))
+        rows += [(d, t, t == default) for t in pool]
+    return pd.DataFrame(rows, columns=["domain", "text", "default"])
+
+
+def search_table(pool: pd.DataFrame, T: np.ndarray, means: np.ndarray, domains: list[str], select_by: str
+                 ) -> pd.DataFrame:
+    """``pool`` with ``sim``, ``specificity``, the rank of each within its domain and ``selected`` (by ``select_by``)."""
+    own = pool["domain"].map({d: i for i, d in enumerate(domains)}).to_numpy()
+    sim, spec = similarity_scores(T, means, own)
+    out = pool.assign(sim=sim, specificity=spec)
+    for col in ("sim", "specificity"):
+        out[f"rank_{col}"] = out.groupby("domain", sort=False)[col].rank(ascending=False, method="first").astype(int)
+    out["selected"] = out.index.isin(select(out, select_by).index)
+    return out
+
+
+def select(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The best candidate of each domain by ``by`` (``sim`` | ``specificity``); ties: the first in the pool."""
+    idx = table.groupby("domain", sort=False)[by].idxmax()
+    return table.loc[idx.to_numpy()]
+
+
+def translation_accuracy(X: np.ndarray, images: pd.DataFrame, domains: list[str], candidates: pd.DataFrame,
+                         T: np.ndarray, default: dict[str, np.ndarray], p, progress: bool = True) -> np.ndarray:
+    """Each candidate's LODO accuracy on its own domain as the target (its description t_x; the sources keep
+    their default descriptions), translate's alpha grid and normalisations and the first probe of
+    ``classifier.probes`` at the C grid, chosen by training-domain validation; mean over ``evaluation.trials``.
+    The probe is fit once per (trial, target) on the source rows (translation leaves them unmoved)."""
+    from .evaluation import grid
+    from .operators import OPERATORS
+    from .probes import PROBES, fit_probes
+
+    probe = next(n for n in p.classifier.probes if n in PROBES)
+    dom, y = images["domain"].to_numpy().astype(str), images["label"].to_numpy()
+    parts = partitions(images, p.evaluation.trials, p.data.test_fraction, p.data.val_fraction, p.data.split_seed,
+                       False)
+    alphas = grid(p.translate.model_dump())
+    sel = SELECTIONS["train_val"]
+    acc = np.zeros((len(parts), len(candidates)))
+    jobs = [(t, d) for t in range(len(parts)) for d in domains]
+    for t, target in tqdm(jobs, desc="description accuracy", disable=not progress):
+        part, sources = parts[t], [d for d in domains if d != target]
+        src, tgt = np.isin(dom, sources), dom == target
+        fits = fit_probes([probe], np.array(X[(part == TRAIN) & src], np.float32), y[(part == TRAIN) & src],
+                          p.classifier.C_grid(), max_iter=p.classifier.max_iter, seed=p.classifier.seed,
+                          standardize=p.classifier.standardize)
+        rows = np.flatnonzero(candidates["domain"].to_numpy() == target)
+        for r in rows:
+            text = {"domain": {**default, target: T[r]}}
+            cells = []
+            for hyper in alphas:
+                op = OPERATORS["translate_single"](text=text, **hyper).fit(sources=sources)
+                Zv, Zt = (op.transform(X[m], dom[m]) for m in ((part == VAL) & src, (part == TEST) & tgt))
+                for C in sorted(p.classifier.C_grid()):
+                    clf = fits[probe, C]
+                    cells.append({"source_val": float((clf.predict(Zv) == y[(part == VAL) & src]).mean()),
+                                  "test": float((clf.predict(Zt) == y[(part == TEST) & tgt]).mean())})
+            acc[t, r] = pick(cells, sel)[0]["test"]
+    return acc.mean(0)
