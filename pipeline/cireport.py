@@ -13,7 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from .store import atomic_path, write_text
+from .reports import save_figure
+from .store import write_text
 
 
 def dvc(*args: str, cwd: str | Path = ".") -> str:
@@ -67,9 +68,7 @@ def render_vega(spec: dict, title: str, path: Path) -> Path:
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 

@@ -122,7 +122,7 @@ def plot(wide: pd.DataFrame, gap_metrics: list[str], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .store import atomic_path
+    from .reports import save_figure
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
     x = np.arange(len(wide))
@@ -137,6 +137,4 @@ def plot(wide: pd.DataFrame, gap_metrics: list[str], path) -> None:
         a.set_title(title, fontsize=9)
         a.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -9,6 +9,15 @@ import pandas as pd
 from .store import atomic_path
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
+    """Write a matplotlib figure as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def heatmap(table: pd.DataFrame, path: str | Path, title: str = "", fmt: str = "{:.3f}") -> None:
     """Annotated heatmap of a table whose first column labels the rows."""
     import matplotlib
@@ -29,9 +38,7 @@ def heatmap(table: pd.DataFrame, path: str | Path, title: str = "", fmt: str = "
     fig.colorbar(im, ax=ax)
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path, label: str = "",
@@ -58,9 +65,7 @@ def scatter_panels(table: pd.DataFrame, xs: list[str], y: str, path: str | Path,
         if titles and x in titles:
             ax.set_title(titles[x], fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def curves(table: pd.DataFrame, x: str, y: str, by: str, path: str | Path) -> None:
@@ -77,9 +82,7 @@ def curves(table: pd.DataFrame, x: str, y: str, by: str, path: str | Path) -> No
     ax.set_ylabel(y)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def fewshot_plot(table: pd.DataFrame, summary: pd.DataFrame, metric: str, path: str | Path) -> None:
@@ -115,6 +118,4 @@ def fewshot_plot(table: pd.DataFrame, summary: pd.DataFrame, metric: str, path: 
     bx.legend(fontsize=7)
     fig.suptitle(f"{metric}: few-shot estimates (mean over draws)", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

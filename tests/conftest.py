@@ -35,3 +35,17 @@ def tiny_clip(tmp_path_factory) -> Path:
     from pipeline.randomclip import build_random_clip
 
     return build_random_clip(tmp_path_factory.mktemp("clip") / "tiny", "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def mini_encoder(tmp_path_factory):
+    """A MiniCLIP with random image tower and projections; its text tower is the pretrained MiniLM."""
+    import torch
+
+    from pipeline.encoders import load_encoder
+    from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer, save_miniclip
+
+    torch.manual_seed(0)
+    spec = build_spec("resnet", "minilm", embed_dim=32, image_size=32, image={"width": 8})
+    path = save_miniclip(MiniCLIP(spec), load_tokenizer(spec), tmp_path_factory.mktemp("mini") / "miniclip")
+    return load_encoder(f"miniclip:{path}", "cpu")

@@ -12,22 +12,12 @@ import torch
 
 from pipeline.description_search import candidate_pools, search_table, translation_accuracy
 from pipeline.descriptions import LEARNED_PROMPT, domain_means, learn_descriptions, similarity_scores
-from pipeline.encoders import load_encoder
 from pipeline.encoders.base import state_dict_hash
-from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer, save_miniclip
 from pipeline.operators import OPERATORS
 from pipeline.params import Params
 from pipeline.promptstyler import inject, pseudo_word, pseudo_word_positions
 
 DOMAINS = ["photo", "art_painting", "cartoon", "sketch"]
-
-
-@pytest.fixture(scope="module")
-def mini_encoder(tmp_path_factory):
-    torch.manual_seed(0)
-    spec = build_spec("resnet", "minilm", embed_dim=32, image_size=32, image={"width": 8})
-    path = save_miniclip(MiniCLIP(spec), load_tokenizer(spec), tmp_path_factory.mktemp("desc") / "miniclip")
-    return load_encoder(f"miniclip:{path}", "cpu")
 
 
 def test_sim_equals_the_seed_formula():

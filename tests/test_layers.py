@@ -144,3 +144,14 @@ def test_layerwise_scores_each_block_and_finds_the_planted_one(tmp_path):
     assert headline(s)["best_lodo_by_test_accuracy"] == "signal" and set(s["trials"]) == {2}
     assert wide["fid"].iloc[1] > wide["fid"].iloc[0]  # the planted shift lives in block 1
     assert np.isclose(np.sqrt(np.mean((rms_scaled(X1) - rms_scaled(X1).mean(0)) ** 2)), 1.0, atol=1e-5)
+
+
+def test_a_layer_store_of_other_rows_is_refused(tmp_path):
+    from pipeline.layerwise import read_layer
+    from pipeline.store import write_table
+
+    ids = pd.DataFrame({"image_id": ["a", "b"]})
+    write_table(tmp_path / "layers.parquet", ids, vectors={"layer_0": np.ones((2, 3), np.float32)})
+    assert read_layer(tmp_path / "layers.parquet", "layer_0", ids).shape == (2, 3)
+    with pytest.raises(ValueError, match="hold different rows; rerun embed_images"):
+        read_layer(tmp_path / "layers.parquet", "layer_0", pd.DataFrame({"image_id": ["b", "a"]}))

@@ -7,19 +7,9 @@ import torch
 
 from pipeline.arcface import ArcFace, arcface_logits
 from pipeline.encoders import load_encoder
-from pipeline.miniclip import MiniCLIP, build_spec, load_tokenizer, save_miniclip
 from pipeline.promptstyler import PSEUDO_WORD, inject, learn_styles, mean_abs_cos, pseudo_word_positions
 
 CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
-
-
-@pytest.fixture(scope="module")
-def mini_encoder(tmp_path_factory):
-    """A MiniCLIP with random image tower and projections; its text tower is the pretrained MiniLM."""
-    torch.manual_seed(0)
-    spec = build_spec("resnet", "minilm", embed_dim=32, image_size=32, image={"width": 8})
-    path = save_miniclip(MiniCLIP(spec), load_tokenizer(spec), tmp_path_factory.mktemp("ps") / "miniclip")
-    return load_encoder(f"miniclip:{path}", "cpu")
 
 
 def _embedding_outputs(encoder, ids, mask, vector=None, positions=None):
