@@ -9,8 +9,10 @@ projection's cells are the evaluate stage's own). A protocol's accuracy per tria
 settings; the curve shows mean ± SE over trials.
 
 Gaps: ``layerwise.gap_metrics`` between every ordered pair of domains on each block's features divided by
-their RMS (sqrt of the mean squared centred coordinate over all images), so that blocks of different widths
-and scales are on one axis; the curve shows the mean over ordered pairs of distinct domains.
+their RMS (sqrt of the mean squared centred coordinate over all images), so that blocks of different scales are
+on one axis; FID and its Bures term, which sum over coordinates, are also divided by the block's width (per
+coordinate), so that blocks of different widths are too. The curve shows the mean over ordered pairs of distinct
+domains.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .tables import mean_se
 log = logging.getLogger(__name__)
 PROJECTION = "projection"
 PROTOCOLS = ("in_domain", "single_source", "lodo")
+PER_WIDTH = ("fid", "bures")  # sums over coordinates: divided by the block's width
 
 
 def read_layer(path, column: str, images: pd.DataFrame) -> np.ndarray:
@@ -71,7 +74,8 @@ def score_layers(images: pd.DataFrame, layers: list[tuple[int, str, np.ndarray]]
         if gap.metrics:
             table, _ = gap_table(rms_scaled(X), dom, domains, gap)
             cross = table[table.source != table.target].groupby("metric", sort=False)["value"].mean()
-            gaps += [(i, name, metric, float(v)) for metric, v in cross.items()]
+            width = {m: X.shape[1] if m in PER_WIDTH else 1 for m in cross.index}
+            gaps += [(i, name, metric, float(v) / width[metric]) for metric, v in cross.items()]
     return pd.concat(accs, ignore_index=True), pd.DataFrame(gaps, columns=["layer", "name", "metric",
                                                                            "mean_cross_domain_gap"])
 
