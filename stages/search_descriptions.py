@@ -32,7 +32,8 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model:
     train = (img["split"] == "train").to_numpy()  # the manifest's train split, unlabelled
     table = search_table(pool, T, domain_means(X[train], dom[train], domains), domains, p.descriptions.select)
     default = {d: T[i] for i, d in zip(table.index[table["default"]], table["domain"][table["default"]])}
-    table["translation_accuracy"] = translation_accuracy(X, img, domains, table, T, default, p)
+    table["translation_accuracy"] = translation_accuracy(X, img, domains, table, T, default, p,
+                                                         fixed_test=bool(meta.get("trained_on")))
     chosen = table[table["selected"]]
     write_table(out, chosen[["domain", "text"]].assign(kind="domain_searched"), T[chosen.index.to_numpy()],
                 metadata={**provenance(encoder), "select": p.descriptions.select})
@@ -44,7 +45,7 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model:
         "default_translation_accuracy": {d: round(float(a), 4) for d, a in zip(
             table["domain"][table["default"]], table["translation_accuracy"][table["default"]])},
         "best_by_translation_accuracy (reads the domain's labels: an analysis)": {
-            d: g.loc[g["translation_accuracy"].idxmax(), "text"] for d, g in table.groupby("domain", sort=False)},
+            d: g.loc[g["translation_accuracy"].fillna(-1).idxmax(), "text"] for d, g in table.groupby("domain", sort=False)},
         "trained_on": meta.get("trained_on")})
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 

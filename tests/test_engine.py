@@ -169,17 +169,24 @@ def test_sigkill_then_resume_gives_the_identical_store(manifest6, tiny_clip, tmp
     killed = write_stage_inputs(tmp_path / "killed", manifest6, tiny_clip)
     proc = stage(killed)
     deadline = time.time() + 300
-    while not list((killed / "cache").glob("*/shard-*.parquet")) and time.time() < deadline:
+
+    def complete_blocks() -> int:  # blocks stored in every kind (projected and each block of the tower)
+        spaces = [d for d in (killed / "cache").glob("*") if d.is_dir()]
+        return min((len(list(d.glob("shard-*.parquet"))) for d in spaces), default=0)
+
+    while not complete_blocks() and time.time() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list((killed / "cache").glob("*/shard-*.parquet")))
+    done = complete_blocks()
+    assert len(list((killed / "cache").glob("*/namespace.json"))) == 4  # projected + the tiny CLIP's 3 blocks
     assert 1 <= done < 42 and not (killed / "images.parquet").exists()
     finish(stage(killed))
     report = json.loads((killed / "embed.json").read_text())
     assert report["reused"] == 4 * done and report["embedded"] == 168 - 4 * done
     assert sha(killed / "images.parquet") == sha(whole / "images.parquet")
+    assert sha(killed / "features/layers.parquet") == sha(whole / "features/layers.parquet")
 
 
 @pytest.mark.slow  # stage processes / a local Ray cluster: 25 s each
