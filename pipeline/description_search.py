@@ -3,6 +3,7 @@ and each candidate's translation accuracy (formulas: :mod:`pipeline.descriptions
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 
 import numpy as np
@@ -13,7 +14,10 @@ from .descriptions import similarity_scores
 from .partition import TEST, TRAIN, VAL, partitions
 from .selection import SELECTIONS, pick
 
-# candidate pools of the built-in domains (a domain's default description is always a candidate too)
+log = logging.getLogger(__name__)
+
+# candidate pools of the presets' domains, by name (a domain's default description is always a candidate too;
+# VLCS's and TerraIncognita's domains are all photos: their pool is their description, said in the log)
 POOLS = {
     "photo": ["a photo", "a photograph", "a picture", "a real photo", "a snapshot", "an image"],
     "art_painting": ["an art painting", "a painting", "an oil painting", "a work of art", "a watercolor painting",
@@ -21,6 +25,17 @@ POOLS = {
     "cartoon": ["a cartoon", "a comic", "a cartoon drawing", "an animation", "a clipart", "a colorful drawing"],
     "sketch": ["a black and white drawing", "a sketch", "a pencil drawing", "a line drawing", "a doodle",
                "an outline drawing"],
+    # DomainNet (its sketch: above)
+    "clipart": ["a clipart image", "a clip art", "an icon", "a vector illustration"],
+    "infograph": ["an infographic", "an infographic illustration", "a diagram", "a chart with pictures"],
+    "painting": ["a painting", "an oil painting", "an artwork", "a watercolor painting"],
+    "quickdraw": ["a quick doodle", "a doodle", "a quick drawing", "a crude line drawing"],
+    "real": ["a photo", "a photograph", "a real photo", "a picture"],
+    # OfficeHome
+    "Art": ["an artistic depiction", "a painting", "a sketch", "an artwork"],
+    "Clipart": ["a clipart image", "a clip art", "an icon", "a vector illustration"],
+    "Product": ["a product photo", "a product image on a white background", "a catalog photo"],
+    "Real World": ["a photo", "a real photo", "a photograph", "a picture"],
 }
 
 
@@ -33,6 +48,9 @@ def candidate_pools(descriptions: dict[str, str], override: dict[str, list[str]]
         raise ValueError(f"descriptions.candidates.{unknown[0]}: no such domain; the domains are {sorted(descriptions)}")
     rows = []
     for d, default in descriptions.items():
+        if d not in override and d not in POOLS:
+            log.warning("search_descriptions: no candidate pool for domain %r (descriptions.candidates.%s): its "
+                        "default description %r is the only candidate", d, d, default)
         pool = list(dict.fromkeys([default, *override.get(d, POOLS.get(d, []))]))
         rows += [(d, t, t == default) for t in pool]
     return pd.DataFrame(rows, columns=["domain", "text", "default"])

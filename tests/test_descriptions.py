@@ -110,3 +110,10 @@ def test_each_translation_operator_reads_its_own_description_kind():
     assert shifts == {"translate_single": 1.0, "translate_avg": 2.0, "translate_searched": 3.0, "translate_learned": 4.0}
     with pytest.raises(KeyError, match="no domain_learned text description"):
         OPERATORS["translate_learned"](text={"domain": text["domain"]}).fit(sources=["a"])
+
+
+def test_pools_of_the_presets_and_a_domain_without_one_is_logged(caplog):
+    pool = candidate_pools({"quickdraw": "a quick drawing", "location_38": "a camera trap photo"}, {})
+    assert pool.groupby("domain", sort=False).size().to_dict() == {"quickdraw": 4, "location_38": 1}  # default in pool
+    assert pool["text"].iloc[0] == "a quick drawing" and pool["default"].sum() == 2  # the default first, not repeated
+    assert "no candidate pool for domain 'location_38' (descriptions.candidates.location_38)" in caplog.text

@@ -28,6 +28,10 @@ ALWAYS = {"prepare", "model"}  # always_changed: a rescan of file stats, a finge
 EVAL = ALWAYS | {"evaluate", "results", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
                  "resnet": {"width": 8, "blocks": 1}, "epochs": 1, "batch_size": 32}
+# the layer and description stages at their cheapest where the first test already covers them in full:
+# no tower block (layerwise scores the projection, whose cells are evaluate's), two learning steps
+CHEAP_RESEARCH = {"embed": {"layers": None}, "layerwise": {"gap_metrics": ["fid"]},
+                  "descriptions": {"learn": {"steps": 2}}}
 pytestmark = pytest.mark.slow  # every test here runs `dvc repro`
 
 
@@ -270,7 +274,7 @@ def test_miniclip_is_trained_by_the_dag_and_reruns_what_it_embedded(tmp_path, pa
     proj = make_project(tmp_path, make_subset(pacs_root, tmp_path / "pacs", per_class=2), str(tiny_clip),
                         classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none"]},
                         evaluation={"trials": 1, "selection": ["train_val"]}, promptstyler={"k": 2, "iterations": 2},
-                        gap={"metrics": ["fid"], "subset_size": 5, "n_boot": 3})
+                        gap={"metrics": ["fid"], "subset_size": 5, "n_boot": 3}, **CHEAP_RESEARCH)
     assert repro(proj) == ALL
     # --- a team's shared cache: push to a remote, then a fresh clone pulls and reruns nothing expensive
     remote = tmp_path / "remote"
@@ -309,7 +313,7 @@ def test_sweeps_with_dvc_experiments_queue_and_temp(tmp_path, pacs_root, tiny_cl
     make_subset(pacs_root, tmp_path / "pacs", per_class=3)
     proj = make_project(tmp_path, "../pacs", str(tiny_clip), classifier={"probes": ["logreg"], "C": 1.0},
                         operators={"names": ["none", "translate_single"]}, translate={"alpha": 1.0},
-                        evaluation={"trials": 1}, promptstyler={"k": 2, "iterations": 2})
+                        evaluation={"trials": 1}, promptstyler={"k": 2, "iterations": 2}, **CHEAP_RESEARCH)
     assert repro(proj) == ALL
     commit(proj, "baseline")
     shards = set((proj / "cache" / "embeddings").rglob("shard-*.parquet"))
@@ -362,7 +366,7 @@ def preset_project(work: Path, preset: str, model: Path, **sections) -> Path:
     small = dict(data={"dataset": preset, "domains": None, "classes": None},
                  classifier={"probes": ["logreg"], "C": 1.0}, operators={"names": ["none", "translate_single"]},
                  evaluation={"trials": 1, "selection": ["train_val"]}, promptstyler={"k": 2, "iterations": 2},
-                 gap={"metrics": ["fid", "kid"], "n_boot": 5, "n_subsets": 5, "subset_size": 5})
+                 gap={"metrics": ["fid", "kid"], "n_boot": 5, "n_subsets": 5, "subset_size": 5}, **CHEAP_RESEARCH)
     for k, v in sections.items():
         small[k] = {**small.get(k, {}), **v}
     work.mkdir(parents=True, exist_ok=True)
