@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .descriptions import similarity_scores
+from .metrics import similarity_table
 from .partition import TEST, TRAIN, VAL, partitions
 from .selection import SELECTIONS, pick
 
@@ -56,12 +56,15 @@ def candidate_pools(descriptions: dict[str, str], override: dict[str, list[str]]
     return pd.DataFrame(rows, columns=["domain", "text", "default"])
 
 
-def search_table(pool: pd.DataFrame, T: np.ndarray, means: np.ndarray, domains: list[str], select_by: str
-                 ) -> pd.DataFrame:
-    """``pool`` with ``sim``, ``specificity``, the rank of each within its domain and ``selected`` (by ``select_by``)."""
+def search_table(pool: pd.DataFrame, T: np.ndarray, X: np.ndarray, dom: np.ndarray, domains: list[str],
+                 select_by: str) -> pd.DataFrame:
+    """``pool`` with ``sim`` = Sim(t, D_own) (the similarity table of seed 000, :func:`pipeline.metrics.similarity_table`,
+    on the rows ``X`` of domains ``dom``), ``specificity`` = sim minus its mean over the other domains, the rank of each
+    within its domain and ``selected`` (by ``select_by``)."""
+    S = similarity_table(list(zip(pool["text"], T)), X, dom, domains)[domains].to_numpy()  # [texts, domains]
     own = pool["domain"].map({d: i for i, d in enumerate(domains)}).to_numpy()
-    sim, spec = similarity_scores(T, means, own)
-    out = pool.assign(sim=sim, specificity=spec)
+    sim = S[np.arange(len(S)), own]
+    out = pool.assign(sim=sim, specificity=sim - (S.sum(1) - sim) / max(len(domains) - 1, 1))
     for col in ("sim", "specificity"):
         out[f"rank_{col}"] = out.groupby("domain", sort=False)[col].rank(ascending=False, method="first").astype(int)
     out["selected"] = out.index.isin(select(out, select_by).index)
@@ -106,13 +109,15 @@ def translation_accuracy(X: np.ndarray, images: pd.DataFrame, domains: list[str]
             for hyper in hypers:
                 op = OPERATORS["translate_single"](text=text, **hyper).fit(sources=sources)
                 key = json.dumps(hyper, sort_keys=True)
-                if key not in fits:  # the source rows' map does not depend on the target's description
-                    fits[key] = fit_probes([probe], op.transform(X[tr], dom[tr]), y[tr], c.C_grid(),
-                                           max_iter=c.max_iter, seed=c.seed, standardize=c.standardize)
-                Zv, Zt = op.transform(X[va], dom[va]), op.transform(X[te], dom[te])
+                if key not in fits:  # source rows' maps do not depend on the target's description: once per point
+                    models = fit_probes([probe], op.transform(X[tr], dom[tr]), y[tr], c.C_grid(),
+                                        max_iter=c.max_iter, seed=c.seed, standardize=c.standardize)
+                    Zv = op.transform(X[va], dom[va])
+                    fits[key] = {C: (models[probe, C], _accuracy(models[probe, C], Zv, y[va])) for C in c.C_grid()}
+                Zt = op.transform(X[te], dom[te])
                 for C in c.C_grid():
-                    clf = fits[key][probe, C]
-                    cells.append({"source_val": _accuracy(clf, Zv, y[va]), "test": _accuracy(clf, Zt, y[te])})
+                    clf, val = fits[key][C]
+                    cells.append({"source_val": val, "test": _accuracy(clf, Zt, y[te])})
             acc[t, r] = pick(cells, sel)[0]["test"]
     with warnings.catch_warnings():  # a candidate scored on no test row in any trial: NaN, said by its row
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -40,15 +40,6 @@ def domain_means(X: np.ndarray, dom: np.ndarray, domains: list[str]) -> np.ndarr
     return np.stack([U[dom == d].mean(0) for d in domains])
 
 
-def similarity_scores(T: np.ndarray, means: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Sim(t, D_own), Sim(t, D_own) - mean over the other domains) for each row t of ``T``; ``own``: the index of
-    each text's domain in ``means``."""
-    S = l2_normalize(np.asarray(T, np.float64)) @ means.T  # [texts, domains]
-    sim = S[np.arange(len(T)), own]
-    others = (S.sum(1) - sim) / max(means.shape[0] - 1, 1)
-    return sim, sim - others
-
-
 def learn_descriptions(encoder, means: np.ndarray, domains: list[str], steps: int = 200, lr: float = 0.01,
                        contrast: float = 0.5, init_std: float = 0.02, seed: int = 0, progress: bool = True
                        ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:

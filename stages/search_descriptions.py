@@ -10,7 +10,6 @@ from _common import read_params, run
 
 from pipeline.coverage import present_domains
 from pipeline.description_search import candidate_pools, search_table, translation_accuracy
-from pipeline.descriptions import domain_means
 from pipeline.encoders import load_checked_encoder, provenance
 from pipeline.store import read_json, read_table, write_csv, write_json, write_table
 
@@ -23,14 +22,14 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model:
          out_dir: Path = Path("reports")) -> None:
     p = read_params(params, model=True)
     img, X, meta = read_table(images)
-    domains = present_domains(img, read_json(labels / "domains.json")["domains"], "search_descriptions")
-    described = read_json(labels / "domains.json")["descriptions"]
+    space = read_json(labels / "domains.json")
+    domains, described = present_domains(img, space["domains"], "search_descriptions"), space["descriptions"]
     encoder = load_checked_encoder(p.model.name, p.embed.device, model)
     pool = candidate_pools({d: described[d] for d in domains}, p.descriptions.candidates)
     T = encoder.encode_texts(pool["text"].tolist())
     dom = img["domain"].to_numpy()
     train = (img["split"] == "train").to_numpy()  # the manifest's train split, unlabelled
-    table = search_table(pool, T, domain_means(X[train], dom[train], domains), domains, p.descriptions.select)
+    table = search_table(pool, T, X[train], dom[train], domains, p.descriptions.select)
     default = {d: T[i] for i, d in zip(table.index[table["default"]], table["domain"][table["default"]])}
     table["translation_accuracy"] = translation_accuracy(X, img, domains, table, T, default, p,
                                                          fixed_test=bool(meta.get("trained_on")))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.description_search import candidate_pools, search_table, translation_accuracy
-from pipeline.descriptions import LEARNED_PROMPT, domain_means, learn_descriptions, similarity_scores
+from pipeline.descriptions import LEARNED_PROMPT, domain_means, learn_descriptions
 from pipeline.encoders.base import state_dict_hash
 from pipeline.operators import OPERATORS
 from pipeline.params import Params
@@ -25,7 +25,9 @@ def test_sim_equals_the_seed_formula():
     rng = np.random.default_rng(0)
     X, dom = rng.normal(size=(30, 5)), np.repeat(["a", "b", "c"], 10)
     T = rng.normal(size=(2, 5))
-    sim, spec = similarity_scores(T, domain_means(X, dom, ["a", "b", "c"]), np.array([0, 2]))
+    table = search_table(pd.DataFrame({"domain": ["a", "c"], "text": ["t0", "t1"], "default": True}), T, X, dom,
+                         ["a", "b", "c"], "sim")
+    sim, spec = table["sim"].to_numpy(), table["specificity"].to_numpy()
     cos = lambda t, x: x @ t / np.linalg.norm(x, axis=1) / np.linalg.norm(t)  # noqa: E731
     want = [cos(T[0], X[dom == "a"]).mean(), cos(T[1], X[dom == "c"]).mean()]
     np.testing.assert_allclose(sim, want)
@@ -47,7 +49,7 @@ def test_search_picks_the_planted_description_on_a_synthetic_text_world():
     best = pool["text"].str.startswith("best").to_numpy()
     T[best] = dirs[[DOMAINS.index(k) for k in pool["domain"][best]]] * 2 + 0.1 * rng.normal(size=(4, d))
     for by in ("sim", "specificity"):
-        table = search_table(pool, T, domain_means(X, dom, DOMAINS), DOMAINS, by)
+        table = search_table(pool, T, X, dom, DOMAINS, by)
         assert sorted(table.loc[table.selected, "text"]) == sorted(f"best {k}" for k in DOMAINS)
         assert (table.loc[table.selected, f"rank_{by}"] == 1).all()
     assert pool.groupby("domain")["default"].sum().eq(1).all() and pool["text"].iloc[0] == "default photo"
