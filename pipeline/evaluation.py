@@ -304,7 +304,9 @@ def one_thread():
 
 
 def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
-    """The plan's jobs as engine calls (``_run_job`` arguments after ``shared``), adapters first (the longest)."""
+    """The plan's jobs as engine calls (``_run_job`` arguments after ``shared``): adapters first, then the probe
+    jobs longest first (training rows x operator variants), so that no large LODO job starts last and runs
+    alone on one worker while the others idle."""
     clf = p.classifier
     device = resolve_device(clf.device)
     clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize, "device": device}
@@ -315,7 +317,10 @@ def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
             needed.setdefault(t, {})[name, json.dumps(hyper, sort_keys=True)] = (name, hyper)
     domains = sorted(set(shared["dom"]))
     fitted = {t: fit_shared_operators(shared, t, list(ops.values()), domains) for t, ops in needed.items()}
-    return calls + [("probe", t, list(src), js, fitted[t], clf_args) for t, src, js in pl.probe_jobs]
+    train = [part == TRAIN for part in shared["parts"]]
+    cost = {i: int((train[t] & np.isin(shared["dom"], list(src))).sum()) * len(js) for i, (t, src, js) in enumerate(pl.probe_jobs)}
+    order = sorted(range(len(pl.probe_jobs)), key=lambda i: -cost[i])
+    return calls + [("probe", t, list(src), js, fitted[t], clf_args) for t, src, js in (pl.probe_jobs[i] for i in order)]
 
 
 def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,

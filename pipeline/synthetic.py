@@ -24,7 +24,9 @@ def pacs_world(sizes: dict[str, int] | None = None, dim: int = 512, n_classes: i
     """(images, X, domain_text, class_weights).
 
     ``images`` has columns domain, label, split (every ``test_every``-th row of a domain is test);
-    ``domain_text`` maps both description kinds (domain / domain_avg) to {domain: vector}. ``shift``
+    ``domain_text`` maps every description kind to {domain: vector}: domain / domain_avg the domain's
+    shift direction, domain_searched / domain_learned the same with a little noise (other descriptions
+    of the same domain, as stages search_descriptions / learn_descriptions write them). ``shift``
     scales how far each domain's shift moves class means toward other classes' (so a source-only
     probe fails); ``spectrum_decay`` is the exponent of the noise eigenvalue power law.
     """
@@ -49,5 +51,6 @@ def pacs_world(sizes: dict[str, int] | None = None, dim: int = 512, n_classes: i
                                     "split": np.where(np.arange(n) % test_every == 0, "test", "train")}))
     text = {d: base + s for d, s in shifts.items()}
     class_w = means / np.linalg.norm(means, axis=1, keepdims=True)
+    other = {kind: {d: v + rng.normal(0, 0.1, dim) for d, v in text.items()} for kind in ("domain_searched", "domain_learned")}
     return (pd.concat(frames, ignore_index=True), np.concatenate(feats).astype(np.float32),
-            {"domain": text, "domain_avg": text}, class_w)
+            {"domain": text, "domain_avg": text, **other}, class_w)

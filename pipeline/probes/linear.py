@@ -7,6 +7,58 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .base import softmax
 
+
+def _mm(a, b):
+    """``a @ b``; on the CPU through numpy's BLAS, which on one thread here ran the float64 skinny products
+    (k x p by p x n) 1.3x and the Gram products (as a symmetric rank-k update) 2x faster than torch's
+    (float32 skinny products: torch's were faster; docs/benchmarks.md)."""
+    import torch
+
+    if a.device.type != "cpu":
+        return a @ b
+    return torch.from_numpy(np.matmul(a.detach().numpy(), b.detach().numpy()))
+
+
+def _spd_solve(H, g, single: bool, shared: bool = False):
+    """``H[c]^-1 g[c]`` for a batch of symmetric positive definite ``H`` (c x q x q) and right-hand sides ``g``
+    (c x q, or c x q x m) by Cholesky, in float32
+    when ``single`` (falling back to float64 where float32 loses definiteness); on the CPU through LAPACK
+    (OpenBLAS's potrf / potrs: 1.8x torch's batched Cholesky here, docs/benchmarks.md). ``shared``: every
+    H[c] is H[0] (one factorisation solves every right-hand side)."""
+    import torch
+
+    if shared:
+        return _spd_solve(H[:1], g.T[None], single)[0].T
+    if H.device.type != "cpu":
+        Hc = H.float() if single else H
+        L, info = torch.linalg.cholesky_ex(Hc)
+        if single and bool((info > 0).any()):
+            return _spd_solve(H, g, False)
+        rhs = g.to(Hc.dtype) if g.dim() == 3 else g.to(Hc.dtype)[..., None]  # (c, q, m) or (c, q)
+        out = torch.cholesky_solve(rhs, L)
+        return (out if g.dim() == 3 else out[..., 0]).to(g.dtype)
+    from scipy.linalg import lapack
+
+    potrf, potrs = (lapack.spotrf, lapack.spotrs) if single else (lapack.dpotrf, lapack.dpotrs)
+    Hn = H.detach().numpy().astype(np.float32 if single else np.float64, copy=False)  # overwritten: the caller's scratch
+    gn = g.detach().numpy().astype(Hn.dtype)
+    out = np.empty_like(gn)
+    for c in range(len(Hn)):
+        L, info = potrf(Hn[c].T, lower=1, clean=0, overwrite_a=1)  # H symmetric: its transpose is its Fortran layout
+        if info != 0:
+            if single:
+                return _spd_solve(H, g, False)
+            raise np.linalg.LinAlgError(f"the Newton system of class {c} is not positive definite (LAPACK potrf info {info})")
+        out[c], info = potrs(L, gn[c], lower=1)
+    return torch.from_numpy(out).to(g.dtype)
+
+
+def _gram(X):
+    """X^T X; on the CPU as numpy's symmetric rank-k update (half the work of a general product)."""
+    if X.device.type != "cpu":
+        return X.T @ X
+    return _mm(X.T, X)
+
 # Where the grid's softmax probe stops (max-abs gradient in the preconditioned basis). At 1e-3, up to
 # 1.5% of test predictions on ill-conditioned, near-separable features differed from the exact
 # minimiser's; at 1e-5 at least 99.95% agree (tests/test_probes.py, docs/benchmarks.md). The svm
@@ -25,17 +77,21 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
       = liblinear's primal as run by scikit-learn's ``LinearSVC`` (the bias is a regularised
       feature of value 1, as in liblinear; Fan et al., JMLR 2008).
 
-    Speed, log loss: L-BFGS runs in an eigenbasis of the features, each direction j rescaled by
-    (lambda_j + 1/(C n))^{-1/2}: first lambda = the covariance eigenvalues times the curvature bound
-    1/4, then the eigenvalues of the curvature-weighted covariance X^T diag(w) X / n at the current
-    point (:meth:`_softmax_spectrum`). This change of variables leaves the minimiser unchanged but
-    brings the Hessian near the identity, so ill-conditioned features (CLIP's are) converge in tens of
-    iterations instead of hitting ``max_iter``; ``tol`` bounds the max-abs gradient in that basis.
+    Speed, log loss: L-BFGS runs in a Kronecker-factored basis of the softmax Hessian
+    H = 1/n sum_i (diag p_i - p_i p_i^T) (x) x_i x_i^T  ~  A (x) B  (as K-FAC, Martens & Grosse 2015):
+    A = sum_i (diag p_i - p_i p_i^T) / sum_i w_i over the classes, B = X^T diag(w) X / n over the
+    features, w_i = (1 - sum_c p_ic^2) / (k - 1) the row's mean curvature. With A = Qa diag(a) Qa^T and
+    B = Qb diag(b) Qb^T, W = Qa (U * S) Qb^T, S_cj = (a_c b_j + 1/(C n))^{-1/2}: the Hessian in U is near
+    the identity (:meth:`_curvature_basis`). Cold, the first basis is the one at W = 0 (A = I - 11^T / k,
+    B = the covariance / k: the shared feature spectrum); a loose solve, a new basis, a loose solve, a
+    new basis, then the tight solve; from a C path's last solution, one tight solve in the basis there.
+    The change of variables leaves the minimiser unchanged but brings ill-conditioned features (CLIP's
+    are) and the class coupling to tens of iterations; ``tol`` bounds the max-abs gradient in U.
     Squared hinge: semismooth Newton from zero (or a C path's last solution) to the exact minimiser
     (:meth:`_newton_hinge`); ``tol`` is unused.
     """
 
-    _CURVATURE = {"log": 0.25, "squared_hinge": None}  # the log loss's curvature bound (first preconditioner)
+    _LOSSES = ("log", "squared_hinge")
 
     def __init__(self, loss: str = "log", C: float = 1.0, max_iter: int = 500, tol: float = 1e-6,
                  device: str = "cpu", dtype: str = "float64"):
@@ -53,8 +109,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         import torch
 
         X = torch.as_tensor(X).float()
-        G = torch.from_numpy(X.numpy().T @ X.numpy()) if X.device.type == "cpu" else X.T @ X
-        return torch.linalg.eigh(G / len(X))
+        return torch.linalg.eigh(_gram(X) / len(X))
 
     def fit(self, X, y, spectrum=None, init=None):
         """``spectrum``: :meth:`spectrum` of the (column-centred) features, when already computed
@@ -65,8 +120,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         preconditioned at that point -- the same minimiser, reached to ``tol`` from another start."""
         import torch
 
-        if self.loss not in self._CURVATURE:
-            raise ValueError(f"LinearProbe: unknown loss {self.loss!r}; choose from {sorted(self._CURVATURE)}")
+        if self.loss not in self._LOSSES:
+            raise ValueError(f"LinearProbe: unknown loss {self.loss!r}; choose from {sorted(self._LOSSES)}")
         if self.C <= 0:
             raise ValueError(f"classifier.C={self.C} must be > 0")
         X = torch.as_tensor(np.asarray(X), device=self.device).to(getattr(torch, self.dtype))
@@ -97,72 +152,78 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return W[:-1], W[-1]
 
     def _fit_log(self, X, yt, k, r, spectrum, init):
-        """Multinomial log loss by L-BFGS in a preconditioned basis (class docstring): without ``init``,
-        a loose solve (curvature bound kappa = 1/4 on the feature covariance), a loose solve in the
-        curvature-weighted covariance's basis at that point, then a tight one in the basis re-estimated
-        again; from ``init``, one tight solve in the basis estimated there. The unpenalised intercept
-        makes centring X an exact reparametrisation."""
+        """Multinomial log loss by L-BFGS in the Kronecker-factored basis (class docstring): without
+        ``init``, a loose solve in the basis at W = 0, a loose solve in the basis at that point, then a
+        tight one in the basis re-estimated again; from ``init``, one tight solve in the basis estimated
+        there. The unpenalised intercept makes centring X an exact reparametrisation."""
         import torch
 
-        dt, n = torch.float64, len(X)
-        large = n * k > self.LARGE
+        dt = torch.float64
+        large = len(X) * k > self.LARGE  # large: logits in row blocks, memory k x block
         center = X.mean(0)
-        if large and spectrum is not None:  # standardised (centred) rows: no centred copy, no transposed copy
+        if spectrum is not None:  # standardised (centred) rows: no centred copy
             center = torch.zeros_like(center)
-        Xc = X - center if not (large and spectrum is not None) else X
-        Xct = Xc.T.contiguous() if not large else None  # large: logits in row blocks, memory k x block
+        Xc = X - center if spectrum is None else X
         b = torch.zeros(k, dtype=dt, device=self.device)
         if init is not None:
             Wt = torch.as_tensor(np.asarray(init[0]), dtype=dt, device=self.device)
             b = torch.as_tensor(np.asarray(init[1]), dtype=dt, device=self.device) + Wt @ center.to(dt)
-            lam, V = self._softmax_spectrum(Wt, b, Xc, Xct, k)
+            basis = self._curvature_basis(Wt, b, Xc, large, k, r)
             phases = [True]
         else:
             Wt = torch.zeros(k, X.shape[1], dtype=dt, device=self.device)
             lam, V = self.spectrum(Xc) if spectrum is None else (torch.as_tensor(a, device=self.device) for a in spectrum)
-            lam = self._CURVATURE["log"] * lam.double().clamp_min(0)
+            a, Qa = torch.linalg.eigh(torch.eye(k, dtype=dt, device=self.device) - 1.0 / k)  # A at W = 0
+            basis = self._scaled(a.clamp_min(0), Qa, lam.double().clamp_min(0) / k, V.double(), r)
             phases = [False, False, True]  # is the solve the tight one
         self.n_iter_ = 0
         for tight in phases:
-            V = V.double()
-            Vt, scale = V.T.contiguous(), (lam + r).rsqrt()
-            U = (Wt @ V) / scale  # W^T = U diag(scale) V^T: every product in the k x p layout
+            Qa, Qb, S = basis
+            U = (Qa.T @ Wt @ Qb) / S  # W^T = Qa (U * S) Qb^T
             opt = torch.optim.LBFGS([U, b], max_iter=self.max_iter,
                                     tolerance_grad=self.tol if tight else max(self.tol, 1e-3),
                                     tolerance_change=1e-12, history_size=50, line_search_fn="strong_wolfe")
 
             def closure():
-                loss, gWt, gb = self._loss_grad((U * scale) @ Vt, b, Xc, Xct, yt, r)
-                U.grad, b.grad = (gWt @ V) * scale, gb
+                loss, gWt, gb = self._loss_grad(Qa @ (U * S) @ Qb.T, b, Xc, large, yt, r)
+                U.grad, b.grad = (Qa.T @ gWt @ Qb) * S, gb
                 return loss
 
             with torch.no_grad():
                 opt.step(closure)
                 self.n_iter_ += opt.state[opt._params[0]]["n_iter"]
-                Wt = (U * scale) @ Vt
+                Wt = Qa @ (U * S) @ Qb.T
                 if not tight:
-                    lam, V = self._softmax_spectrum(Wt, b, Xc, Xct, k)
+                    basis = self._curvature_basis(Wt, b, Xc, large, k, r)
         W = Wt.T.to(Xc.dtype)
         return W, b.to(Xc.dtype) - center @ W
 
+    @staticmethod
+    def _scaled(a, Qa, lb, Qb, r):
+        """(Qa, Qb, S) with S_cj = (a_c b_j + r)^{-1/2}; b floored at 1e-4 x its mean."""
+        lb = lb.clamp_min(1e-4 * float(lb.mean().clamp_min(1e-12)))
+        return Qa, Qb, (a[:, None] * lb[None, :] + r).rsqrt()
+
     @classmethod
-    def _softmax_spectrum(cls, Wt, b, X, Xt, k):
-        """Eigen-decomposition of X^T diag(w) X / n with w_i = (1 - sum_c p_ic^2) / (k - 1) at (W, b): the
-        softmax Hessian sum_i (diag(p_i) - p_i p_i^T) (x) x_i x_i^T with each row's k x k block replaced
-        by its mean eigenvalue over its k - 1 free directions. On near-separable data the curvature sits
-        on the rows near a boundary, which a scalar times the plain covariance misses (1.5x fewer
-        L-BFGS iterations on PACS-shaped features, docs/benchmarks.md). Eigenvalues floored at 1e-4 x
-        their mean."""
+    def _curvature_basis(cls, Wt, b, X, large, k, r):
+        """The Kronecker factors of the softmax Hessian at (W, b) (class docstring), eigen-decomposed:
+        A (k x k) over the classes, B = X^T diag(w) X / n over the features (the Gram of the rows scaled
+        by sqrt(w_i)), w_i = (1 - sum_c p_ic^2) / (k - 1). On near-separable data the curvature sits on
+        the rows near a boundary, which a scalar times the plain covariance misses; A carries how the
+        classes couple there (docs/benchmarks.md: 1.5x fewer L-BFGS iterations than B alone)."""
         import torch
 
-        G = None
-        for i, j in ([(0, len(X))] if Xt is not None else cls._blocks(X, k)):
-            pr = cls._logits_t(Wt, b, Xt if Xt is not None else X[i:j].T).softmax(0)
-            w = ((1 - (pr * pr).sum(0)) / max(k - 1, 1)).to(X.dtype)
-            part = (X[i:j] * w[:, None]).T @ X[i:j]
-            G = part if G is None else G + part
-        lam, V = torch.linalg.eigh((G / len(X)).double())
-        return lam.clamp_min(1e-4 * float(lam.mean().clamp_min(1e-12))), V
+        B, A, wsum = None, 0.0, 0.0
+        for i, j in cls._blocks(X, k, large):
+            pr = cls._logits_t(Wt, b, X[i:j]).softmax(0)  # k x rows
+            w = ((1 - (pr * pr).sum(0)) / max(k - 1, 1)).clamp_min(0)
+            A = A + torch.diag(pr.sum(1)) - pr @ pr.T
+            wsum = wsum + float(w.sum())
+            part = _gram(X[i:j] * w.sqrt().to(X.dtype)[:, None])  # X^T diag(w) X
+            B = part if B is None else B + part
+        a, Qa = torch.linalg.eigh(A / max(wsum, 1e-12))
+        lb, Qb = torch.linalg.eigh((B / len(X)).float())  # a preconditioner: float32 is enough (and 2x faster)
+        return cls._scaled(a.clamp_min(0), Qa, lb.double(), Qb.double(), r)
 
     @staticmethod
     def _newton_hinge(Wt, X, sign, r, max_steps):
@@ -181,9 +242,13 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         n, q = X.shape
         k = len(Wt)
         X64, Wt = X.to(Wt.dtype), Wt.clone()
-        eye = torch.eye(q, dtype=Wt.dtype, device=Wt.device)
-        gram = lambda rows: (X[rows].T @ X[rows]).to(Wt.dtype)  # noqa: E731
-        M = sign * (Wt @ X64.T)  # k x n margins
+        gram = lambda rows: _gram(X[rows]).to(Wt.dtype)  # noqa: E731
+
+        def move(c, rows, sign):  # G[c] +- X_rows^T X_rows, nothing for no row (the data's dtype, added in float64)
+            if bool(rows.any()):
+                part = _gram(X[rows])
+                G[c].add_(part) if sign > 0 else G[c].sub_(part)
+        M = sign * _mm(Wt, X64.T)  # k x n margins
         G = torch.empty(k, q, q, dtype=Wt.dtype, device=Wt.device)  # X_A^T X_A per class
         before, full, rough = None, None, True
         done = torch.zeros(k, dtype=torch.bool, device=Wt.device)
@@ -198,17 +263,16 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                     else:
                         G[c] = gram(active[c])
                 else:
-                    G[c] += gram(active[c] & ~before[c]) - gram(before[c] & ~active[c])
-            before = active
+                    move(c, active[c] & ~before[c], 1)
+                    move(c, before[c] & ~active[c], -1)
+            first, before = before is None, active  # first: from zero every row is active, H the same for all
             live = torch.nonzero(~done).flatten()  # classes still stepping
             Ml, Sl, Wl = M[live], sign[live], Wt[live]
-            grad = -2.0 / n * ((Sl * (1.0 - Ml).clamp_min(0)) @ X64) + r * Wl  # rows off the active set add 0
-            H = 2.0 / n * G[live] + r * eye
-            if rough:  # far from the end the direction need not be exact: a float32 factorisation, half the cost
-                D = torch.cholesky_solve(grad.float()[..., None], torch.linalg.cholesky(H.float()))[..., 0].to(Wt.dtype)
-            else:
-                D = torch.cholesky_solve(grad[..., None], torch.linalg.cholesky(H))[..., 0]
-            U = Sl * (D @ X64.T)  # margins move by -t U along W - t D
+            grad = -2.0 / n * _mm(Sl * (1.0 - Ml).clamp_min(0), X64) + r * Wl  # rows off the active set add 0
+            H = torch.mul(G[live], 2.0 / n)
+            H.diagonal(dim1=1, dim2=2).add_(r)  # scratch: _spd_solve factorises it in place
+            D = _spd_solve(H, grad, rough, shared=first and bool(active.all()))  # far from the end the direction need not be exact: float32, half the cost
+            U = Sl * _mm(D, X64.T)  # margins move by -t U along W - t D
             t = torch.ones(len(live), dtype=Wt.dtype, device=Wt.device)
             wd, dd = (Wl * D).sum(1), (D * D).sum(1)
             for _ in range(12):  # 1-D Newton on phi_c(t) = sum max(0, 1 - m + t u)^2 / n + r |w - t d|^2 / 2
@@ -244,27 +308,30 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     BLOCK_ELEMS = 2**23
 
     @classmethod
-    def _blocks(cls, X, k):
+    def _blocks(cls, X, k, large=True):
+        """Row blocks of BLOCK_ELEMS / k rows when ``large``, else all rows at once."""
+        if not large:
+            return [(0, len(X))]
         step = max(cls.BLOCK_ELEMS // max(k, 1), 1024)
         return [(i, min(i + step, len(X))) for i in range(0, len(X), step)]
 
     @staticmethod
-    def _logits_t(Wt, b, Xt):
-        """Logits transposed, (X W + b)^T = W^T X^T + b (k x n), from contiguous W^T and X^T: CPU BLAS
-        runs this skinny product 2-3x faster than X W; float32 data, float64 parameters."""
-        return (Wt.to(Xt.dtype) @ Xt).to(Wt.dtype) + b[:, None]
+    def _logits_t(Wt, b, X):
+        """Logits transposed, (X W + b)^T = W^T X^T + b (k x n): the skinny product in the layout CPU BLAS
+        runs fastest; float32 data, float64 parameters."""
+        return (Wt.to(X.dtype) @ X.T).to(Wt.dtype) + b[:, None]
 
     @classmethod
-    def _loss_grad(cls, Wt, b, X, Xt, y, r):
+    def _loss_grad(cls, Wt, b, X, large, y, r):
         """Cross-entropy objective and its gradient in W and b, in closed form (no autograd graph), in the
         k x n layout of the transposed logits z: dL/dz = (softmax(z) - onehot(y)) / n, plus the ridge
-        r ||W||^2 / 2; gradient in W^T (k x p): dL/dz X + r W^T. Without ``Xt``, in row blocks of X (the
-        same sums, memory k x block)."""
+        r ||W||^2 / 2; gradient in W^T (k x p): dL/dz X + r W^T. ``large``: in row blocks of X (the same
+        sums, memory k x block)."""
         import torch
 
         n, loss, gWt, gb = len(X), 0.0, r * Wt, 0.0
-        for i, j in ([(0, n)] if Xt is not None else cls._blocks(X, len(Wt))):
-            z = cls._logits_t(Wt, b, Xt if Xt is not None else X[i:j].T)
+        for i, j in cls._blocks(X, len(Wt), large):
+            z = cls._logits_t(Wt, b, X[i:j])
             lse = z.logsumexp(0, keepdim=True)
             loss = loss + (lse.squeeze(0) - z.gather(0, y[None, i:j]).squeeze(0)).sum() / n
             G = (z - lse).exp()
