@@ -86,7 +86,7 @@ def translation_accuracy(X: np.ndarray, images: pd.DataFrame, domains: list[str]
     grid order); mean over the evaluation's trials and partitions (``fixed_test`` as stage evaluate draws them).
     The probe is fit once per (trial, target, translate grid point) on the source rows, which the candidate does
     not move (they are translated toward the mean of the sources' own descriptions)."""
-    from .evaluation import grid
+    from .evaluation import cell_accuracy, grid
     from .operators import OPERATORS
     from .probes import PROBES, fit_probes
 
@@ -113,17 +113,12 @@ def translation_accuracy(X: np.ndarray, images: pd.DataFrame, domains: list[str]
                     models = fit_probes([probe], op.transform(X[tr], dom[tr]), y[tr], c.C_grid(),
                                         max_iter=c.max_iter, seed=c.seed, standardize=c.standardize)
                     Zv = op.transform(X[va], dom[va])
-                    fits[key] = {C: (models[probe, C], _accuracy(models[probe, C], Zv, y[va])) for C in c.C_grid()}
+                    fits[key] = {C: (models[probe, C], cell_accuracy(models[probe, C], Zv, y[va])) for C in c.C_grid()}
                 Zt = op.transform(X[te], dom[te])
                 for C in c.C_grid():
                     clf, val = fits[key][C]
-                    cells.append({"source_val": val, "test": _accuracy(clf, Zt, y[te])})
+                    cells.append({"source_val": val, "test": cell_accuracy(clf, Zt, y[te])})
             acc[t, r] = pick(cells, sel)[0]["test"]
     with warnings.catch_warnings():  # a candidate scored on no test row in any trial: NaN, said by its row
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(acc, 0)
-
-
-def _accuracy(clf, Z: np.ndarray, y: np.ndarray) -> float:
-    """As the evaluation scores a cell: NaN on no row (a tiny domain's empty validation split)."""
-    return float((clf.predict(Z) == y).mean()) if len(y) else float("nan")

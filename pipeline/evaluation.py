@@ -128,6 +128,12 @@ def _accuracy(y_true, y_pred) -> float:
     return float((np.asarray(y_true) == np.asarray(y_pred)).mean()) if len(y_true) else float("nan")
 
 
+def cell_accuracy(clf, Z: np.ndarray, y: np.ndarray) -> float:
+    """A cell's accuracy of ``clf`` on rows ``Z`` with labels ``y``: NaN on no row (a tiny domain's empty split),
+    where the probe is not even asked to predict."""
+    return _accuracy(y, clf.predict(Z)) if len(y) else float("nan")
+
+
 def shared_data(images: pd.DataFrame, X: np.ndarray, parts: list, text: dict) -> dict:
     """What every job reads, handed to the engine once: features, domains (fixed-width strings, so that
     joblib memory-maps them too), labels, the trials' partitions and the description vectors."""
@@ -175,7 +181,7 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args) -
         for k, m in evals.items():  # one mapped evaluation matrix at a time
             Z, yy = mapped(m), y[m]
             for (probe, C), key in keys.items():
-                acc[key][k] = _accuracy(yy, have[probe, C].predict(Z)) if len(yy) else float("nan")
+                acc[key][k] = cell_accuracy(have[probe, C], Z, yy)
                 acc[key][f"n_{k}"] = len(yy)
         for key, a in acc.items():
             out[key] = {"source_val": a["source_val"], "target_val": a["target_val"], "test": a.get("test", np.nan),
@@ -318,9 +324,8 @@ def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
     domains = sorted(set(shared["dom"]))
     fitted = {t: fit_shared_operators(shared, t, list(ops.values()), domains) for t, ops in needed.items()}
     train = [part == TRAIN for part in shared["parts"]]
-    cost = {i: int((train[t] & np.isin(shared["dom"], list(src))).sum()) * len(js) for i, (t, src, js) in enumerate(pl.probe_jobs)}
-    order = sorted(range(len(pl.probe_jobs)), key=lambda i: -cost[i])
-    return calls + [("probe", t, list(src), js, fitted[t], clf_args) for t, src, js in (pl.probe_jobs[i] for i in order)]
+    longest = sorted(pl.probe_jobs, key=lambda j: -int((train[j[0]] & np.isin(shared["dom"], list(j[1]))).sum()) * len(j[2]))
+    return calls + [("probe", t, list(src), js, fitted[t], clf_args) for t, src, js in longest]
 
 
 def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,

@@ -160,10 +160,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
         dt = torch.float64
         large = len(X) * k > self.LARGE  # large: logits in row blocks, memory k x block
-        center = X.mean(0)
-        if spectrum is not None:  # standardised (centred) rows: no centred copy
-            center = torch.zeros_like(center)
-        Xc = X - center if spectrum is None else X
+        if spectrum is not None:  # standardised (centred) rows: no centring, no centred copy
+            center, Xc = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device), X
+        else:
+            center = X.mean(0)
+            Xc = X - center
         b = torch.zeros(k, dtype=dt, device=self.device)
         if init is not None:
             Wt = torch.as_tensor(np.asarray(init[0]), dtype=dt, device=self.device)
