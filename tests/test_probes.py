@@ -235,7 +235,8 @@ def test_ridge_is_scikit_learns_ridge_classifier_along_its_c_path(monkeypatch):
 
 def test_the_newton_systems_solve_as_numpy_does_in_either_precision_and_shared():
     """The svm's Newton systems (LAPACK potrf / potrs on the CPU): each equals numpy's solve, in float64 to
-    rounding and in float32 to its precision; one factorisation serves every class when they share H."""
+    rounding and in float32 to its precision; one factorisation serves every class when they share H; a
+    scaled and shifted subset of the Grams is solved without writing them; a non-definite system raises."""
     import torch
 
     from pipeline.probes.linear import _spd_solve
@@ -245,10 +246,15 @@ def test_the_newton_systems_solve_as_numpy_does_in_either_precision_and_shared()
     H = torch.as_tensor(A @ A.transpose(0, 2, 1) + 30 * np.eye(30))
     g = torch.as_tensor(rng.normal(size=(3, 30)))
     ref = np.linalg.solve(H.numpy(), g.numpy()[..., None])[..., 0]
-    np.testing.assert_allclose(_spd_solve(H.clone(), g, False).numpy(), ref, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(_spd_solve(H.clone(), g, True).numpy(), ref, rtol=1e-3, atol=1e-5)
+    kept = H.clone()
+    np.testing.assert_allclose(_spd_solve(H, g, False).numpy(), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_spd_solve(H, g, True).numpy(), ref, rtol=1e-3, atol=1e-5)
+    assert torch.equal(H, kept)  # never written
     same = H[:1].expand(3, 30, 30).clone()
     ref = np.linalg.solve(same.numpy(), g.numpy()[..., None])[..., 0]
-    np.testing.assert_allclose(_spd_solve(same.clone(), g, False, shared=True).numpy(), ref, rtol=1e-10, atol=1e-12)
-    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
-        _spd_solve(-H, g, False)
+    np.testing.assert_allclose(_spd_solve(same, g, False, shared=True).numpy(), ref, rtol=1e-10, atol=1e-12)
+    G = torch.cat([H, -H])  # H = 2 G[rows] + 0.5 I on a subset of the systems
+    ref = np.linalg.solve(2 * H.numpy()[[2, 0]] + 0.5 * np.eye(30), g.numpy()[:2, :, None])[..., 0]
+    np.testing.assert_allclose(_spd_solve(G, g[:2], False, scale=2.0, shift=0.5, rows=[2, 0]).numpy(), ref, rtol=1e-10, atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError, match="class 4 is not positive definite"):
+        _spd_solve(G, g[:2], False, rows=[0, 4])

@@ -19,36 +19,43 @@ def _mm(a, b):
     return torch.from_numpy(np.matmul(a.detach().numpy(), b.detach().numpy()))
 
 
-def _spd_solve(H, g, single: bool, shared: bool = False):
-    """``H[c]^-1 g[c]`` for a batch of symmetric positive definite ``H`` (c x q x q) and right-hand sides ``g``
-    (c x q, or c x q x m) by Cholesky, in float32
-    when ``single`` (falling back to float64 where float32 loses definiteness); on the CPU through LAPACK
-    (OpenBLAS's potrf / potrs: 1.8x torch's batched Cholesky here, docs/benchmarks.md). ``shared``: every
-    H[c] is H[0] (one factorisation solves every right-hand side)."""
+def _spd_solve(G, g, single: bool, shared: bool = False, scale: float = 1.0, shift: float = 0.0, rows=None):
+    """``H[c]^-1 g[c]`` for the symmetric positive definite ``H[c] = scale G[rows[c]] + shift I`` (``G``: m x q x q,
+    ``rows``: which of them, default all; ``g``: one right-hand side per system, c x q or c x q x m) by
+    Cholesky, in float32 when ``single`` (falling back to float64 where float32 loses definiteness). On the
+    CPU through LAPACK (OpenBLAS's potrf / potrs: 1.8x torch's batched Cholesky here, docs/benchmarks.md),
+    one system at a time in a reused scratch matrix: ``G`` is never written and never copied whole.
+    ``shared``: every system is the first one (one factorisation solves every right-hand side)."""
     import torch
 
+    idx = list(range(len(G))) if rows is None else [int(i) for i in rows]
     if shared:
-        return _spd_solve(H[:1], g.T[None], single)[0].T
-    if H.device.type != "cpu":
+        return _spd_solve(G, g.T[None], single, scale=scale, shift=shift, rows=idx[:1])[0].T
+    if G.device.type != "cpu":
+        H = G[idx] * scale
+        H.diagonal(dim1=1, dim2=2).add_(shift)
         Hc = H.float() if single else H
         L, info = torch.linalg.cholesky_ex(Hc)
         if single and bool((info > 0).any()):
-            return _spd_solve(H, g, False)
+            return _spd_solve(G, g, False, scale=scale, shift=shift, rows=idx)
         rhs = g.to(Hc.dtype) if g.dim() == 3 else g.to(Hc.dtype)[..., None]  # (c, q, m) or (c, q)
         out = torch.cholesky_solve(rhs, L)
         return (out if g.dim() == 3 else out[..., 0]).to(g.dtype)
     from scipy.linalg import lapack
 
     potrf, potrs = (lapack.spotrf, lapack.spotrs) if single else (lapack.dpotrf, lapack.dpotrs)
-    Hn = H.detach().numpy().astype(np.float32 if single else np.float64, copy=False)  # overwritten: the caller's scratch
-    gn = g.detach().numpy().astype(Hn.dtype)
-    out = np.empty_like(gn)
-    for c in range(len(Hn)):
-        L, info = potrf(Hn[c].T, lower=1, clean=0, overwrite_a=1)  # H symmetric: its transpose is its Fortran layout
+    dt = np.float32 if single else np.float64
+    Gn, gn = G.detach().numpy(), g.detach().numpy().astype(dt)
+    q = Gn.shape[1]
+    buf, out = np.empty((q, q), dt), np.empty_like(gn)
+    for c, i in enumerate(idx):
+        np.multiply(Gn[i], scale, out=buf, casting="same_kind")
+        buf.flat[:: q + 1] += shift
+        L, info = potrf(buf.T, lower=1, clean=0, overwrite_a=1)  # H symmetric: its transpose is its Fortran layout
         if info != 0:
             if single:
-                return _spd_solve(H, g, False)
-            raise np.linalg.LinAlgError(f"the Newton system of class {c} is not positive definite (LAPACK potrf info {info})")
+                return _spd_solve(G, g, False, scale=scale, shift=shift, rows=idx)
+            raise np.linalg.LinAlgError(f"the Newton system of class {i} is not positive definite (LAPACK potrf info {info})")
         out[c], info = potrs(L, gn[c], lower=1)
     return torch.from_numpy(out).to(g.dtype)
 
@@ -270,9 +277,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             live = torch.nonzero(~done).flatten()  # classes still stepping
             Ml, Sl, Wl = M[live], sign[live], Wt[live]
             grad = -2.0 / n * _mm(Sl * (1.0 - Ml).clamp_min(0), X64) + r * Wl  # rows off the active set add 0
-            H = torch.mul(G[live], 2.0 / n)
-            H.diagonal(dim1=1, dim2=2).add_(r)  # scratch: _spd_solve factorises it in place
-            D = _spd_solve(H, grad, rough, shared=first and bool(active.all()))  # far from the end the direction need not be exact: float32, half the cost
+            # H = 2/n G + r I; far from the end the direction need not be exact: float32, half the cost
+            D = _spd_solve(G, grad, rough, shared=first and bool(active.all()), scale=2.0 / n, shift=r, rows=live)
             U = Sl * _mm(D, X64.T)  # margins move by -t U along W - t D
             t = torch.ones(len(live), dtype=Wt.dtype, device=Wt.device)
             wd, dd = (Wl * D).sum(1), (D * D).sum(1)
