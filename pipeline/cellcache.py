@@ -70,10 +70,14 @@ class CellCache:
 
     def report(self) -> dict:
         """Its size, from what was loaded and saved (no shard read again): shards, bytes, cells per code
-        version; ``current`` is this checkout's version."""
+        version; ``current`` is this checkout's version; ``starts``: the warm-start store's files and bytes
+        per code version (:mod:`pipeline.starts`)."""
+        from .starts import report as starts_report
+
         shards = _shards(self.root)
         return {"root": str(self.root), "shards": len(shards), "bytes": _bytes(shards),
-                "cells": sum(self.versions.values()), "current": code_version(), "by_version": dict(self.versions)}
+                "cells": sum(self.versions.values()), "current": code_version(), "by_version": dict(self.versions),
+                "starts": {v: {"files": n, "bytes": b} for v, (n, b) in starts_report(self.root).items()}}
 
     def get(self, key: str) -> dict | None:
         v = self.values.get(key)
@@ -111,11 +115,21 @@ def cache_report(root: str | Path) -> dict:
 
 def prune(root: str | Path, keep=None) -> dict:
     """Drop every cell whose code version is not in ``keep`` (default: this checkout's): a shard left empty
-    is deleted, one partly kept is rewritten atomically. Returns {"kept", "dropped", "bytes_before",
-    "bytes_after"}. Other checkouts (branches) sharing the directory keep theirs only if named in ``keep``."""
+    is deleted, one partly kept is rewritten atomically; so are those versions' warm starts. Returns {"kept",
+    "dropped", "bytes_before", "bytes_after"} (cells; "starts_dropped": start files). Other checkouts
+    (branches) sharing the directory keep theirs only if named in ``keep``."""
+    import shutil
+
+    from .starts import DIR, report as starts_report
+
     keep = set(keep or [code_version()])
     root = Path(root)
     before = _bytes(_shards(root))
+    starts_dropped = 0
+    for version, (files, _) in starts_report(root).items():
+        if version not in keep:
+            shutil.rmtree(root / DIR / version)
+            starts_dropped += files
     kept = dropped = 0
     for shard in _shards(root):
         try:
@@ -129,4 +143,5 @@ def prune(root: str | Path, keep=None) -> dict:
             shard.unlink()
         elif not mask.all():
             write_table(shard, df[mask].reset_index(drop=True))
-    return {"kept": kept, "dropped": dropped, "bytes_before": before, "bytes_after": _bytes(_shards(root))}
+    return {"kept": kept, "dropped": dropped, "bytes_before": before, "bytes_after": _bytes(_shards(root)),
+            "starts_dropped": starts_dropped}

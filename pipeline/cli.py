@@ -228,11 +228,15 @@ def cells(params: Path = typer.Option(Path("params.yaml"), help="the params file
     if do_prune:
         r = prune(root, {code_version(), *keep})
         typer.echo(f"pruned {root}: {r['dropped']:,} cells dropped, {r['kept']:,} kept; "
-                   f"{r['bytes_before'] / 2**20:.1f} MiB -> {r['bytes_after'] / 2**20:.1f} MiB")
+                   f"{r['bytes_before'] / 2**20:.1f} MiB -> {r['bytes_after'] / 2**20:.1f} MiB; "
+                   f"{r['starts_dropped']:,} warm-start files dropped")
     rep = cache_report(root)
     typer.echo(f"{root}: {rep['cells']:,} cells in {rep['shards']} shards, {rep['bytes'] / 2**20:.1f} MiB")
     for version, n in sorted(rep["by_version"].items(), key=lambda kv: -kv[1]):
         typer.echo(f"  {version:<16} {n:>10,} cells{'  (this checkout)' if version == rep['current'] else ''}")
+    for version, s in sorted(rep["starts"].items(), key=lambda kv: -kv[1]["bytes"]):
+        typer.echo(f"  {version:<16} {s['files']:>10,} warm-start files, {s['bytes'] / 2**20:.1f} MiB"
+                   f"{'  (this checkout)' if version == rep['current'] else ''}")
 
 
 @app.command()

@@ -79,16 +79,19 @@ def select(table: pd.DataFrame, by: str) -> pd.DataFrame:
 
 def translation_accuracy(X: np.ndarray, images: pd.DataFrame, domains: list[str], candidates: pd.DataFrame,
                          T: np.ndarray, default: dict[str, np.ndarray], p, fixed_test: bool = False,
-                         progress: bool = True) -> np.ndarray:
+                         progress: bool = True, starts_dir=None) -> np.ndarray:
     """Each candidate's LODO accuracy on its own domain as the target (its description t_x; the sources keep
     their default descriptions), translate's grid (alpha, normalisations) and the first probe of
     ``classifier.probes`` at the C grid, chosen by training-domain validation (ties: the first in the evaluation's
     grid order); mean over the evaluation's trials and partitions (``fixed_test`` as stage evaluate draws them).
     The probe is fit once per (trial, target, translate grid point) on the source rows, which the candidate does
-    not move (they are translated toward the mean of the sources' own descriptions)."""
+    not move (they are translated toward the mean of the sources' own descriptions); an exact probe starts from
+    that matrix's fits of an earlier run in the warm-start store ``starts_dir`` (:mod:`pipeline.starts`), so
+    a new C costs this stage warm fits too, and leaves its own there."""
     from .evaluation import cell_accuracy, grid
     from .operators import OPERATORS
-    from .probes import PROBES, fit_probes
+    from .probes import PROBES
+    from .starts import fit_warm, save
 
     c = p.classifier
     probe = next(n for n in c.probes if n in PROBES)
@@ -110,8 +113,11 @@ def translation_accuracy(X: np.ndarray, images: pd.DataFrame, domains: list[str]
                 op = OPERATORS["translate_single"](text=text, **hyper).fit(sources=sources)
                 key = json.dumps(hyper, sort_keys=True)
                 if key not in fits:  # source rows' maps do not depend on the target's description: once per point
-                    models = fit_probes([probe], op.transform(X[tr], dom[tr]), y[tr], c.C_grid(),
-                                        max_iter=c.max_iter, seed=c.seed, standardize=c.standardize)
+                    models, started, _ = fit_warm(probe, op.transform(X[tr], dom[tr]), y[tr], c.C_grid(), starts_dir,
+                                                  overwrite=True, max_iter=c.max_iter, seed=c.seed,
+                                                  standardize=c.standardize)
+                    for skey, got in started.items():
+                        save(starts_dir, skey, got)
                     Zv = op.transform(X[va], dom[va])
                     fits[key] = {C: (models[probe, C], cell_accuracy(models[probe, C], Zv, y[va])) for C in c.C_grid()}
                 Zt = op.transform(X[te], dom[te])

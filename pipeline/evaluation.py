@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .adapters import ADAPTERS
+from . import cellcache
 from .cellcache import CellCache, cell_key
 from .coverage import setting_gaps, warn_setting
 from .errors import ParamsError, did_you_mean
@@ -43,7 +44,9 @@ from .imagefree import IMAGE_FREE
 from .operators import OPERATORS, check_sections
 from .params import Params
 from .partition import TEST, TRAIN, VAL, digest, partitions, val_share
-from .probes import PROBES, fit_probes, resolve_device
+from .probes import PROBES, resolve_device
+from .starts import fit_warm, matrix_digest, starts_root
+from .starts import save as save_starts
 from .selection import SELECTIONS, pick
 
 log = logging.getLogger(__name__)
@@ -141,17 +144,20 @@ def shared_data(images: pd.DataFrame, X: np.ndarray, parts: list, text: dict) ->
             "y": images["label"].to_numpy(), "parts": list(parts), "text": text}
 
 
-def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args) -> dict:
+def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args, starts_dir=None) -> dict:
     """Trial ``t`` x one source set: ``jobs`` = [(setting, operator, hyper, cell keys {(probe, C): key})].
     Operators of scope ``global`` / ``domain`` arrive fitted on every train row of the trial (``fitted``);
     the others are fit here on the unlabelled train rows their scope allows. Rows are mapped when a fit or
     a score needs them, one matrix at a time (no job holds a mapped copy of every row). Every probe is fit
-    at the Cs its missing cells need, once per distinct training matrix. Returns {cell key: accuracies}."""
+    at the Cs its missing cells need, once per distinct training matrix; the exact probes start from the
+    nearest fit of that matrix in the warm-start store ``starts_dir`` (:mod:`pipeline.starts`; read here,
+    written by the caller). Returns {"cells": {cell key: accuracies}, "starts": {start key: {C: (coef,
+    intercept)}} of the exact probes' new fits, "warm_started": fits that began from a stored start}."""
     X, dom, y, part, text = shared["X"], shared["dom"], shared["y"], shared["parts"][t], shared["text"]
     train = part == TRAIN
     src = np.isin(dom, sources)
     tr = train & src
-    ytr, fitted_ops, fits, out = y[tr], dict(fitted), {}, {}
+    ytr, fitted_ops, fits, out, new, warm = y[tr], dict(fitted), {}, {}, {}, 0
     for setting, name, hyper, keys in jobs:
         hkey = (name, json.dumps(hyper, sort_keys=True))
         share = hkey if hkey in fitted_ops else hkey + ((setting.target,) if OPERATORS[name].scope == "pair" else ())
@@ -161,14 +167,16 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args) -
         op = fitted_ops[share]
         mapped = lambda m, op=op: op.transform(X[m], dom[m])  # noqa: E731
         Xtr = mapped(tr)
-        h = hashlib.sha256(memoryview(np.ascontiguousarray(Xtr)).cast("B"))
-        h.update(ytr.tobytes())
-        have = fits.setdefault(h.hexdigest(), {})
+        digest = matrix_digest(Xtr, ytr)
+        have = fits.setdefault(digest, {})
         for probe in sorted({pr for pr, _ in keys}):
             missing = sorted({C for pr, C in keys if pr == probe and (pr, C) not in have})
             if missing:
                 Xfit = Xtr.copy() if probe != max(pr for pr, _ in keys) else Xtr  # the last probe may scale Xtr in place
-                have.update(fit_probes([probe], Xfit, ytr, missing, overwrite=True, **clf_args))
+                got, started, n = fit_warm(probe, Xfit, ytr, missing, starts_dir, digest=digest, overwrite=True, **clf_args)
+                have.update(got)
+                new.update(started)
+                warm += n
                 del Xfit
         del Xtr
         tgt = dom == setting.target
@@ -186,7 +194,7 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args) -
         for key, a in acc.items():
             out[key] = {"source_val": a["source_val"], "target_val": a["target_val"], "test": a.get("test", np.nan),
                         "n_source_val": a["n_source_val"], "n_target_val": a["n_target_val"], "n_test": a.get("n_test", 0)}
-    return out
+    return {"cells": out, "starts": new, "warm_started": warm}
 
 
 def fit_shared_operators(shared: dict, t: int, ops, domains) -> dict:
@@ -214,7 +222,7 @@ def run_adapter_job(shared: dict, t: int, name: str, hyper: dict, tasks, seed: i
               "test": (part == TEST) & tgt if setting.scored else np.zeros(len(dom), bool)}
         out[key] = {**{k: _accuracy(y[m], clf.predict(X[m])) if m.any() else float("nan") for k, m in ev.items()},
                     **{f"n_{k}": int(m.sum()) for k, m in ev.items()}}
-    return out
+    return {"cells": out, "starts": {}, "warm_started": 0}
 
 
 def _run_job(shared: dict, kind: str, *args) -> dict:
@@ -309,10 +317,10 @@ def one_thread():
         torch.set_num_threads(n)
 
 
-def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
+def job_calls(shared: dict, p: Params, pl: Plan, starts_dir=None) -> list[tuple]:
     """The plan's jobs as engine calls (``_run_job`` arguments after ``shared``): adapters first, then the probe
     jobs longest first (training rows x operator variants), so that no large LODO job starts last and runs
-    alone on one worker while the others idle."""
+    alone on one worker while the others idle. ``starts_dir``: the warm-start store the probe jobs read."""
     clf = p.classifier
     device = resolve_device(clf.device)
     clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize, "device": device}
@@ -325,13 +333,15 @@ def job_calls(shared: dict, p: Params, pl: Plan) -> list[tuple]:
     fitted = {t: fit_shared_operators(shared, t, list(ops.values()), domains) for t, ops in needed.items()}
     train = [part == TRAIN for part in shared["parts"]]
     longest = sorted(pl.probe_jobs, key=lambda j: -int((train[j[0]] & np.isin(shared["dom"], list(j[1]))).sum()) * len(j[2]))
-    return calls + [("probe", t, list(src), js, fitted[t], clf_args) for t, src, js in longest]
+    return calls + [("probe", t, list(src), js, fitted[t], clf_args, starts_dir) for t, src, js in longest]
 
 
 def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,
-        progress: bool = False) -> None:
-    """Run the plan's jobs on ``evaluation.engine`` (local: ``classifier.n_jobs`` processes; ray: Ray tasks)
-    and put every computed cell in the cache; ``progress``: a bar over the jobs (stderr)."""
+        progress: bool = False) -> int:
+    """Run the plan's jobs on ``evaluation.engine`` (local: ``classifier.n_jobs`` processes; ray: Ray tasks),
+    put every computed cell in the cache and, with ``evaluation.warm_starts``, the exact probes' coefficients
+    in the warm-start store beside it (:mod:`pipeline.starts`); ``progress``: a bar over the jobs (stderr).
+    Returns how many fits started from a stored start."""
     from .engines import ENGINES, engine_workers
 
     ev = p.evaluation
@@ -340,13 +350,19 @@ def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, ca
     # in-process jobs: one thread for BLAS and torch; worker processes get cores / n_jobs threads from
     # joblib (Ray: its CPUs per task), and the parent holds BLAS at one thread while it waits
     with one_thread() if ev.engine == "local" and workers == 1 else threadpool_limits(1):
-        calls = job_calls(shared, p, pl)
+        starts_dir = starts_root(cache.root, cellcache.code_version()) if ev.warm_starts else None
+        calls = job_calls(shared, p, pl, starts_dir)
         if not calls:
-            return
+            return 0
+        warm = 0
         results = ENGINES[ev.engine](_run_job, shared, calls, workers=workers, address=ev.ray.address)
         for _, result in tqdm(results, total=len(calls), desc="evaluate", unit="job", disable=not progress):
-            for key, value in result.items():
+            for key, value in result["cells"].items():
                 cache.put(key, value)
+            for key, fits in result["starts"].items():
+                save_starts(starts_dir, key, fits)
+            warm += result["warm_started"]
+    return warm
 
 
 def score(images: pd.DataFrame, X: np.ndarray, domains: list[str], classes: list[str], p: Params, pl: Plan,
@@ -427,10 +443,10 @@ def evaluate(images: pd.DataFrame, X: np.ndarray, text: dict, domains: list[str]
     pv = plan_preview(images, X, p, pl)
     log.info("%s", pv.line())
     before, t0 = len(cache.new), time.perf_counter()
-    fit(images, X, text, p, pl, cache, progress)
+    warm = fit(images, X, text, p, pl, cache, progress)
     seconds = time.perf_counter() - t0
     acc = score(images, X, domains, classes, p, pl, cache, image_free, joint)
-    info = {"cells": len(pl.cells), "computed": len(cache.new) - before, "trials": p.evaluation.trials,
+    info = {"cells": len(pl.cells), "computed": len(cache.new) - before, "warm_started_fits": warm, "trials": p.evaluation.trials,
             "seconds": round(seconds, 2), "plan": pv.as_dict(),
             "fixed_test": fixed_test, "features": p.classifier.features,
             "val_fraction": {"asked": p.data.val_fraction,

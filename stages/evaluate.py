@@ -31,12 +31,13 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images
     acc, info = evaluate(inp.images, inp.X, inp.text, inp.domains, inp.classes, p, image_free, cache,
                          fixed_test=bool(inp.meta.get("trained_on")), progress=True, joint=inp.joint)
     cache.save()
-    size = {k: v for k, v in cache.report().items() if k in ("cells", "shards", "bytes", "by_version")}
+    size = {k: v for k, v in cache.report().items() if k in ("cells", "shards", "bytes", "by_version", "starts")}
     write_csv(accuracy, acc)
     write_json(report, {**info, "domains": inp.domains, "trained_on": inp.meta.get("trained_on"), "cell_cache": size})
     print(f"evaluate: {info['cells']} cells ({info['computed']} computed, {info['cells'] - info['computed']} from the "
           f"cache), {info['trials']} trials{' with the manifest test split fixed' if info['fixed_test'] else ''}"
-          f" in {info['seconds']:.1f} s (estimated {info['plan']['estimated_seconds']} s); cell cache "
+          f" in {info['seconds']:.1f} s (estimated {info['plan']['estimated_seconds']} s; {info['warm_started_fits']} fits "
+          f"from stored coefficients); cell cache "
           f"{size['cells']:,} cells, {size['bytes'] / 2**20:.1f} MiB (`clipdg cells --prune` drops old code versions)")
 
 

@@ -61,11 +61,11 @@ def test_ray_engine_cells_equal_the_local_engines_and_both_workers_ran_jobs():
     shared = shared_data(images, X, pl.parts, text)
     calls = job_calls(shared, p, pl)
     local = {}
-    for _, cells in ENGINES["local"](_run_job, shared, calls, workers=2):
-        local.update(cells)
+    for _, result in ENGINES["local"](_run_job, shared, calls, workers=2):
+        local.update(result["cells"])
     ray_cells, pids = {}, set()
-    for _, (pid, cells) in run_ray_pids(_run_job, shared, calls, workers=2):
-        ray_cells.update(cells)
+    for _, (pid, result) in run_ray_pids(_run_job, shared, calls, workers=2):
+        ray_cells.update(result["cells"])
         pids.add(pid)
     assert len(local) == sum(len(k) for _, _, js in pl.probe_jobs for *_, k in js) + sum(len(t) for *_, t in pl.adapter_jobs)
     assert ray_cells == local

@@ -335,8 +335,68 @@ def test_the_cell_cache_reports_its_size_and_prunes_old_code_versions(tmp_path, 
     assert info["computed"] == info["cells"]  # another code version: nothing served
     cache.save()
     assert cc.cache_report(root)["by_version"] == {"old0000000000000": old["cells"], "new0000000000000": info["cells"]}
+    assert set(cc.cache_report(root)["starts"]) == {"old0000000000000", "new0000000000000"}  # the exact probes' starts
     r = cc.prune(root)
     assert (r["dropped"], r["kept"]) == (old["cells"], info["cells"]) and r["bytes_after"] < r["bytes_before"]
+    assert r["starts_dropped"] == old["starts"]["old0000000000000"]["files"] > 0
     assert cc.cache_report(root)["by_version"] == {"new0000000000000": info["cells"]}
+    assert set(cc.cache_report(root)["starts"]) == {"new0000000000000"}
     _, again = run(images, X, text, params(), cache=CellCache(root))
     assert again["computed"] == 0
+
+
+def test_a_new_c_starts_from_the_stored_fits_and_gives_the_cells_of_cold_fits(tmp_path, caplog):
+    """A sweep step that adds a C value: each exact probe's new cells start from the nearest C stored by the
+    first run (pipeline/starts.py) and equal the cells of cold fits; an unreadable start file is logged,
+    deleted and costs only a cold fit; evaluation.warm_starts: false keeps no store."""
+    import logging
+
+    from pipeline.starts import DIR
+
+    images, X, text, _ = synthetic()
+    first = {"probes": ["logreg", "svm"], "C": [0.1, 1.0]}
+    root = tmp_path / "cells"
+    cache = CellCache(root)
+    _, info = run(images, X, text, params(classifier=first), cache=cache)
+    cache.save()
+    assert info["warm_started_fits"] == 0
+    files = sorted((root / DIR).rglob("*.npz"))
+    assert files  # one per training matrix and exact probe
+    files[0].write_bytes(b"not an npz")
+    wider = params(classifier={**first, "C": [0.1, 0.5, 1.0]})
+    cache = CellCache(root)
+    with caplog.at_level(logging.WARNING, logger="pipeline.starts"):
+        acc, info = run(images, X, text, wider, cache=cache)
+    assert str(files[0]) in caplog.text and "start cold" in caplog.text
+    assert 0 < info["warm_started_fits"] < info["computed"] and info["computed"] == info["cells"] // 3
+    cold_cache = CellCache(None)
+    cold, cold_info = run(images, X, text, wider, cache=cold_cache)
+    assert cold_info["warm_started_fits"] == 0
+    assert {k: cache.values[k] for k in cache.new} == {k: cold_cache.values[k] for k in cache.new}
+    pd.testing.assert_frame_equal(acc, cold)
+    off = tmp_path / "off"
+    run(images, X, text, params(classifier=first, evaluation={"warm_starts": False}), cache=CellCache(off))
+    assert not (off / DIR).exists()
+
+
+def test_the_warm_start_store_keeps_float16_unless_it_overflows_and_refuses_non_finite_files(tmp_path, caplog):
+    """A start is stored in float16 (float32 where a coefficient overflows float16); a file with a non-finite
+    coefficient is not a start: logged, deleted, {}."""
+    import logging
+
+    from pipeline import starts
+
+    small, large = (np.full((3, 4), 0.5), np.zeros(3)), (np.full((3, 4), 1e6), np.zeros(3))
+    starts.save(tmp_path, "a", {1.0: small, 0.1: small})
+    starts.save(tmp_path, "b", {1.0: large})
+    with np.load(tmp_path / "a.npz") as z:
+        assert z["coef"].dtype == np.float16 and list(z["Cs"]) == [0.1, 1.0]
+    with np.load(tmp_path / "b.npz") as z:
+        assert z["coef"].dtype == np.float32
+    np.testing.assert_array_equal(starts.load(tmp_path, "b")[1.0][0], large[0])
+    assert starts.nearest(0.5, starts.load(tmp_path, "a")) is not None
+    with open(tmp_path / "c.npz", "wb") as f:
+        np.savez(f, Cs=np.array([1.0]), coef=np.full((1, 3, 4), np.nan), intercept=np.zeros((1, 3)))
+    with caplog.at_level(logging.WARNING, logger="pipeline.starts"):
+        assert starts.load(tmp_path, "c") == {}
+    assert "non-finite" in caplog.text and not (tmp_path / "c.npz").exists()

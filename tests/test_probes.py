@@ -187,6 +187,25 @@ def test_logreg_along_the_c_path_equals_independent_fits_and_scikit_learns_minim
     assert sum(path["logreg", C][-1].n_iter_ for C in Cs) < colds  # the path saves work
 
 
+def test_a_stored_start_saves_iterations_not_the_minimiser():
+    """A start from another C's solution (as the warm-start store keeps it: float16) is only a start: the svm
+    lands on the cold fit's minimiser, the log loss on its predictions, each in fewer steps; a start of
+    another shape (another class count) is ignored."""
+    Xtr, ytr, Xte, _ = hard_world(4, n=600, d=64)
+    for name, steps in (("svm", "newton_steps_"), ("logreg", "n_iter_")):
+        near = fit_probes([name], Xtr, ytr, [1.0])[name, 1.0][-1]
+        stored = {1.0: (near.coef_.astype(np.float16).astype(np.float64), near.intercept_)}
+        warm = fit_probes([name], Xtr, ytr, [0.5], starts={name: stored})[name, 0.5]
+        cold = fit_probes([name], Xtr, ytr, [0.5])[name, 0.5]
+        tol = 1e-5 if name == "svm" else 1e-3
+        np.testing.assert_allclose(warm[-1].coef_, cold[-1].coef_, atol=tol * np.abs(cold[-1].coef_).max())
+        assert (warm.predict(Xte) == cold.predict(Xte)).mean() >= 0.995
+        assert getattr(warm[-1], steps) < getattr(cold[-1], steps)
+        other = {1.0: (np.zeros((2, Xtr.shape[1])), np.zeros(2))}
+        again = fit_probes([name], Xtr, ytr, [0.5], starts={name: other})[name, 0.5][-1]
+        assert getattr(again, steps) == getattr(cold[-1], steps)
+
+
 def test_the_log_loss_in_row_blocks_equals_the_whole_matrix(monkeypatch):
     """Above LARGE (k x n) the log loss, its gradient and the curvature run in row blocks (memory k x block,
     not k x n, at DomainNet's scale): the same objective and minimiser as the one-matrix path."""

@@ -11,6 +11,7 @@ classmethod ``fit_path(X, y, Cs, *, max_iter, seed, device)`` returning one fitt
 """
 from __future__ import annotations
 
+import numpy as np
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -36,34 +37,42 @@ def make_probe(name: str, *, C: float = 1.0, max_iter: int = 1000, seed: int = 0
 
 
 def fit_probes(names, X, y, Cs=(1.0,), *, max_iter: int = 1000, seed: int = 0, standardize: bool = True,
-               device: str = "cpu", overwrite: bool = False) -> dict:
+               device: str = "cpu", overwrite: bool = False, starts: dict | None = None) -> dict:
     """{(name, C): fitted estimator} for every probe at every C on one training set, standardised once:
     the StandardScaler is fit on ``X`` and shared by every probe's pipeline. The :class:`LinearProbe` s
-    with the log loss also share one feature spectrum (their first preconditioner). Probes that declare ``warm_start_path``
-    (exact solvers) are solved along the C path in increasing C, each from the last C's solution; the
-    others start from scratch at every C, so each fit equals a separate fit (logreg_sklearn exactly;
-    softmax to its tolerance). ``overwrite``: standardise ``X`` in place (the caller hands over a copy it
-    no longer needs)."""
+    with the log loss also share one feature spectrum (their first preconditioner, computed when a fit starts
+    cold). Probes that declare ``warm_start_path`` (exact solvers) are solved along the C path in increasing
+    C, each from the nearest solution known: the last C's, or one of ``starts`` ({name: {C: (coef,
+    intercept)}}, e.g. this matrix's fits from an earlier run: :mod:`pipeline.starts`), nearest in
+    log-distance; the others start from scratch at every C, so each fit equals a separate fit
+    (logreg_sklearn exactly; softmax to its tolerance). ``overwrite``: standardise ``X`` in place (the caller
+    hands over a copy it no longer needs)."""
+    from ..starts import nearest
     from .linear import LinearProbe
 
     out, spectrum = {}, None
     scaler = StandardScaler().fit(X) if standardize else None
     Xs = scaler.transform(X, copy=not overwrite) if standardize else X  # overwrite: the caller's copy, in place
+    k = len(np.unique(y))
     for name in names:
-        entry, prev = PROBES[name], None
+        entry = PROBES[name]
         if hasattr(entry, "fit_path"):  # a closed-form path: every C from one pass over the rows
             for C, clf in zip(sorted(Cs), entry.fit_path(Xs, y, sorted(Cs), max_iter=max_iter, seed=seed, device=device)):
                 out[name, C] = make_pipeline(scaler, clf) if standardize else clf
             continue
+        warm = bool(getattr(entry, "warm_start_path", False))
+        known = {C: s for C, s in ((starts or {}).get(name) or {}).items()  # a start of another shape is not one
+                 if warm and np.shape(s[0]) == (k, Xs.shape[1]) and np.shape(s[1]) == (k,)}
         for C in sorted(Cs):
             clf = entry(C=C, max_iter=max_iter, seed=seed, device=device)
-            if isinstance(clf, LinearProbe) and standardize:  # centred columns: one spectrum serves every log loss
-                if clf.loss == "log" and spectrum is None:
+            if isinstance(clf, LinearProbe):
+                init = nearest(C, known)
+                if standardize and clf.loss == "log" and init is None and spectrum is None:  # centred columns: one spectrum serves every log loss
                     spectrum = LinearProbe.spectrum(Xs)
-                init = (prev.coef_, prev.intercept_) if prev is not None and entry.warm_start_path else None
-                clf.fit(Xs, y, spectrum=spectrum, init=init)
+                clf.fit(Xs, y, spectrum=spectrum if standardize else None, init=init)
+                if warm:
+                    known[C] = (clf.coef_, clf.intercept_)
             else:
                 clf.fit(Xs, y)
-            prev = clf
             out[name, C] = make_pipeline(scaler, clf) if standardize else clf
     return out
