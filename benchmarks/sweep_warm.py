@@ -7,7 +7,7 @@
 Builds one scratch git + DVC project per checkout (this one, and ``--baseline`` if given) on the same
 images and the same random CLIP directory, runs a cold `dvc repro` in each and commits, then, for each
 edit in turn and each round, edits one param in each project and times `dvc repro` (interleaved, so
-that drift in this machine's speed hits both alike). Edits for this checkout are list (grid) edits;
+that drift in this machine's speed hits both alike), each round from the cold run's params and cell cache. Edits for this checkout are list (grid) edits;
 for a baseline whose params are scalars, the scalar edit of the same knob (``--baseline-edits``).
 
 ``--project DIR`` times the edits in an existing git + DVC project instead (e.g. a full-PACS MiniCLIP
@@ -84,11 +84,14 @@ def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared
     for name, (proj, _) in projects.items():
         seconds, ran = timed_repro(proj)
         commit(proj, "cold")
+        shutil.copytree(proj / "cache" / "cells", work / f"{name}-cells")  # the cold run's cells (and warm starts)
         print(f"{name} cold: {seconds:.1f} s, ran {ran}", flush=True)
     for i in range(len(edits)):
         for r in range(rounds):
             for name, (proj, eds) in projects.items():
                 sh(proj, "git", "checkout", "-q", "--", ".")  # back to the committed cold params and reports
+                shutil.rmtree(proj / "cache" / "cells")  # and to the cold run's cell cache: every round computes
+                shutil.copytree(work / f"{name}-cells", proj / "cache" / "cells")  # the same new cells
                 edit(proj, eds[i])
                 seconds, ran = timed_repro(proj)
                 print(f"{name} round {r} `{eds[i]}`: {seconds:.1f} s, ran {ran}", flush=True)
