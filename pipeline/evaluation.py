@@ -36,7 +36,6 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .adapters import ADAPTERS
-from . import cellcache
 from .cellcache import CellCache, cell_key
 from .coverage import setting_gaps, warn_setting
 from .errors import ParamsError, did_you_mean
@@ -350,7 +349,7 @@ def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, ca
     # in-process jobs: one thread for BLAS and torch; worker processes get cores / n_jobs threads from
     # joblib (Ray: its CPUs per task), and the parent holds BLAS at one thread while it waits
     with one_thread() if ev.engine == "local" and workers == 1 else threadpool_limits(1):
-        starts_dir = starts_root(cache.root, cellcache.code_version()) if ev.warm_starts else None
+        starts_dir = starts_root(cache.root, ev.warm_starts)
         calls = job_calls(shared, p, pl, starts_dir)
         if not calls:
             return 0

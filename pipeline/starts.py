@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 DIR = "starts"
 
 
-def starts_root(cache_root: str | Path | None, version: str) -> Path | None:
-    """Where this code version's starts live under a cell-cache directory (None: no store)."""
-    return Path(cache_root) / DIR / version if cache_root else None
+def starts_root(cache_root: str | Path | None, enabled: bool = True) -> Path | None:
+    """Where this code version's starts live under a cell-cache directory (None: no cache directory, or
+    ``evaluation.warm_starts`` off)."""
+    from . import cellcache
+
+    return Path(cache_root) / DIR / cellcache.code_version() if cache_root and enabled else None
 
 
 def start_key(matrix: str, probe: str, standardize: bool) -> str:

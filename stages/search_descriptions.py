@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 from _common import read_params, run
 
-from pipeline.cellcache import code_version
 from pipeline.coverage import present_domains
 from pipeline.description_search import candidate_pools, search_table, translation_accuracy
 from pipeline.encoders import load_checked_encoder, provenance
@@ -34,7 +33,7 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model:
     train = (img["split"] == "train").to_numpy()  # the manifest's train split, unlabelled
     table = search_table(pool, T, X[train], dom[train], domains, p.descriptions.select)
     default = {d: T[i] for i, d in zip(table.index[table["default"]], table["domain"][table["default"]])}
-    starts = starts_root(project_path(p.evaluation.cache_dir), code_version()) if p.evaluation.warm_starts else None
+    starts = starts_root(project_path(p.evaluation.cache_dir), p.evaluation.warm_starts)
     table["translation_accuracy"] = translation_accuracy(X, img, domains, table, T, default, p,
                                                          fixed_test=bool(meta.get("trained_on")), starts_dir=starts)
     chosen = table[table["selected"]]
