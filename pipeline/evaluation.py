@@ -151,7 +151,7 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args, s
     at the Cs its missing cells need, once per distinct training matrix; the exact probes start from the
     nearest fit of that matrix in the warm-start store ``starts_dir`` (:mod:`pipeline.starts`; read here,
     written by the caller). Returns {"cells": {cell key: accuracies}, "starts": {start key: {C: (coef,
-    intercept)}} of the exact probes' new fits, "warm_started": fits that began from a stored start}."""
+    intercept)}} of the exact probes' matrices (stored and new fits), "warm_started": fits that began from a stored start}."""
     X, dom, y, part, text = shared["X"], shared["dom"], shared["y"], shared["parts"][t], shared["text"]
     train = part == TRAIN
     src = np.isin(dom, sources)

@@ -65,18 +65,18 @@ def load(root: Path | None, key: str) -> dict[float, tuple[np.ndarray, np.ndarra
 
 
 def save(root: Path | None, key: str, fits: dict[float, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Add ``fits`` ({C: (coef, intercept)}) to the file of ``key`` (atomically; other Cs already there are kept)."""
+    """Write ``fits`` ({C: (coef, intercept)}: every C known for ``key``, as :func:`fit_warm` returns them) as the
+    file of ``key``, atomically (no read: the caller already holds what was stored)."""
     if root is None or not fits:
         return
-    known = {**load(root, key), **fits}
-    Cs = sorted(known)
-    coef = np.stack([np.asarray(known[C][0], np.float64) for C in Cs])
+    Cs = sorted(fits)
+    coef = np.stack([np.asarray(fits[C][0], np.float64) for C in Cs])
     with np.errstate(over="ignore"):  # an overflow is seen below, and keeps float32
         small = coef.astype(np.float16)
     with atomic_path(root / f"{key}.npz") as tmp:
         with open(tmp, "wb") as f:  # float16 unless a coefficient overflows it
             np.savez(f, Cs=np.asarray(Cs, np.float64), coef=small if np.isfinite(small).all() else coef.astype(np.float32),
-                     intercept=np.stack([np.asarray(known[C][1], np.float64) for C in Cs]))
+                     intercept=np.stack([np.asarray(fits[C][1], np.float64) for C in Cs]))
 
 
 def matrix_digest(X: np.ndarray, y: np.ndarray) -> str:
@@ -91,15 +91,15 @@ def fit_warm(probe: str, X: np.ndarray, y: np.ndarray, Cs, root: Path | None, *,
     """:func:`~pipeline.probes.fit_probes` of one probe at ``Cs``, an exact probe starting from this matrix's
     stored fits (``root``: the store, None for none; ``digest``: :func:`matrix_digest` of ``X, y`` when known,
     needed when ``overwrite`` lets the fit scale ``X`` in place). Returns (models, {start key: {C: (coef,
-    intercept)}} of the exact probe's new fits, for the caller to :func:`save`, how many fits began from a
-    stored start)."""
+    intercept)}}: the stored fits and the new ones, for the caller to :func:`save`; how many fits began from
+    a stored start)."""
     from .probes import PROBES, fit_probes
 
     exact = root is not None and bool(getattr(PROBES[probe], "warm_start_path", False))
     key = start_key(digest or matrix_digest(X, y), probe, clf_args.get("standardize", True)) if exact else None
     stored = load(root, key) if exact else {}
     models = fit_probes([probe], X, y, Cs, overwrite=overwrite, starts={probe: stored}, **clf_args)
-    new = {key: {C: _coefficients(models[probe, C]) for C in Cs}} if exact else {}
+    new = {key: {**stored, **{C: _coefficients(models[probe, C]) for C in Cs}}} if exact else {}
     return models, new, len(Cs) if stored else 0
 
 
