@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a model hub
-if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, no pool spinning against another
+if os.environ.get("PYTEST_XDIST_WORKER"):  # several workers on two cores: one thread each, no pool spinning against another
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
 
