@@ -72,7 +72,7 @@ def score_layers(images: pd.DataFrame, layers: list[tuple[int, str, np.ndarray]]
         acc, _ = evaluate(images, X, {}, domains, classes, q, {}, cache, fixed_test, progress=progress)
         accs.append(acc.assign(layer=i, name=name, dim=X.shape[1]))
         if gap.metrics:
-            table, _ = gap_table(rms_scaled(X), dom, domains, gap)
+            table, _ = gap_table(rms_scaled(X), dom, domains, gap, intervals=False)  # the curve reads values only
             cross = table[table.source != table.target].groupby("metric", sort=False)["value"].mean()
             width = {m: X.shape[1] if m in PER_WIDTH else 1 for m in cross.index}
             gaps += [(i, name, metric, float(v) / width[metric]) for metric, v in cross.items()]

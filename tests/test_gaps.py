@@ -114,6 +114,23 @@ def test_gap_table_self_near_zero_and_monotone_in_shift():
         gap_table(X, labels, doms, Gap(metrics=["fid", "emd"]))
 
 
+@pytest.mark.parametrize("cmmd_estimator", ["vstat", "ustat"])
+def test_a_table_without_intervals_has_the_same_values(cmmd_estimator):
+    """gap_table(..., intervals=False) (stage layerwise): every metric's value, a domain against itself
+    included, equal to the full table's; no interval."""
+    rng = np.random.default_rng(1)
+    doms, n, d = ["a", "b", "c"], 300, 6
+    X = np.concatenate([rng.normal(size=(n, d)) + k for k in range(3)])
+    labels = np.repeat(doms, n)
+    gap = Gap(metrics=["fid", "kid", "mmd", "cmmd", "coral", "bures", "corr"], n_boot=4, n_subsets=4, subset_size=50,
+              cmmd_estimator=cmmd_estimator)
+    full, _ = gap_table(X, labels, doms, gap)
+    values, _ = gap_table(X, labels, doms, gap, intervals=False)
+    pd.testing.assert_frame_equal(values.drop(columns=["ci_low", "ci_high", "bias"]),
+                                  full.drop(columns=["ci_low", "ci_high", "bias"]))
+    assert values[["ci_low", "ci_high", "bias"]].isna().all().all() and full["ci_low"].notna().all()
+
+
 @pytest.mark.parametrize("n,d", [(60, 100), (4000, 8)])
 def test_fid_interval_is_bias_corrected_toward_the_truth(n, d):
     """N(0, I) vs N(m, 4I): FID = ||m||^2 + d. The plug-in estimate is biased upward in 1/n (hugely when

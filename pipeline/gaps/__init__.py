@@ -126,9 +126,12 @@ def subset_size(sizes: dict[str, int], gap: Gap) -> tuple[int, dict]:
     return limit, {"asked": gap.subset_size, "used": limit, "clamped": True, "smallest_domain": smallest}
 
 
-def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap()) -> tuple[pd.DataFrame, dict]:
+def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap(), intervals: bool = True
+              ) -> tuple[pd.DataFrame, dict]:
     """Every ordered pair of ``domains`` x every ``gap.metrics``, long format (``GAP_COLUMNS``), and a
-    record of what the intervals mean and of the subset size used.
+    record of what the intervals mean and of the subset size used. ``intervals=False``: the values only
+    (the same numbers; no bootstrap replicate is drawn, ``ci_low`` / ``ci_high`` / ``bias`` are NaN) --
+    for a caller that reads no interval (stage layerwise: 13 blocks of 768-d features).
 
     A domain against itself is measured between two disjoint random halves (so it is ~0, not 0 by
     construction). Every statistic is symmetric, so each unordered pair is computed once. Each
@@ -139,6 +142,8 @@ def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap())
     from threadpoolctl import threadpool_limits
 
     GAP_METRICS.check(gap.metrics)
+    if not intervals:  # full-set metrics draw no replicate; subset metrics' value is their mean over subsets
+        gap = gap.model_copy(update={"n_boot": 0})
     dom = np.asarray(domains_of_x)
     feats = DomainSets({d: np.asarray(X[dom == d]) for d in domains})  # as stored (float32): float64 by block
     seeds = np.random.SeedSequence(gap.seed)
@@ -155,7 +160,8 @@ def gap_table(X: np.ndarray, domains_of_x, domains: list[str], gap: Gap = Gap())
             for (a, b, name), s in zip(jobs, seeds.spawn(len(jobs))))
     rows = []
     for (a, b, name), (value, samples) in zip(jobs, results):
-        low, high, bias = interval(metrics[name].family, value, samples, z, m, min(len(feats[a]), len(feats[b])))
+        low, high, bias = interval(metrics[name].family, value, samples, z, m, min(len(feats[a]), len(feats[b]))
+                                   ) if intervals else (np.nan, np.nan, np.nan)
         for s, t in {(a, b), (b, a)}:
             rows.append((name, s, t, float(value), low, high, bias))
     order = {d: k for k, d in enumerate(domains)}
