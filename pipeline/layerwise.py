@@ -1,4 +1,4 @@
-"""Which block of the image tower transfers best: the evaluation's probes and the domain gaps, block by block.
+"""Which block of the image tower transfers best: the evaluation's probes, block by block (stage layerwise).
 
 Zeiler & Fergus (ECCV 2014) plug the features of each layer into a linear classifier and ask which layers
 transfer; here every block stored by ``embed.layers`` (features/layers.parquet: the class token through the
@@ -6,13 +6,8 @@ final LayerNorm of a ViT block, the spatial average of a ResNet stage) and the j
 with the evaluation itself: the probes of ``layerwise.probes`` on the identity operator, over
 ``evaluation.trials`` partitions, with ``evaluation.selection``'s model selection and the cell cache (the
 projection's cells are the evaluate stage's own). A protocol's accuracy per trial is the mean over its
-settings; the curve shows mean ± SE over trials.
-
-Gaps: ``layerwise.gap_metrics`` between every ordered pair of domains on each block's features divided by
-their RMS (sqrt of the mean squared centred coordinate over all images), so that blocks of different scales are
-on one axis; FID and its Bures term, which sum over coordinates, are also divided by the block's width (per
-coordinate), so that blocks of different widths are too. The curve shows the mean over ordered pairs of distinct
-domains.
+settings; the curve shows mean ± SE over trials, beside each block's domain gaps (:mod:`pipeline.layer_gaps`,
+stage layerwise_gap).
 """
 from __future__ import annotations
 
@@ -23,24 +18,12 @@ import pandas as pd
 
 from .cellcache import CellCache
 from .evaluation import evaluate
-from .gaps import gap_table
+from .layer_gaps import features
 from .params import Params
 from .tables import mean_se
 
 log = logging.getLogger(__name__)
-PROJECTION = "projection"
 PROTOCOLS = ("in_domain", "single_source", "lodo")
-PER_WIDTH = ("fid", "bures")  # sums over coordinates: divided by the block's width
-
-
-def read_layer(path, column: str, images: pd.DataFrame) -> np.ndarray:
-    """One block's features from features/layers.parquet, refused unless its rows are ``images``' rows in order."""
-    from .store import read_table
-
-    df, X, _ = read_table(path, column)
-    if len(df) != len(images) or not (df["image_id"].to_numpy() == images["image_id"].to_numpy()).all():
-        raise ValueError(f"{path} and the image store hold different rows; rerun embed_images (`dvc repro`)")
-    return X
 
 
 def layer_params(p: Params) -> Params:
@@ -51,33 +34,18 @@ def layer_params(p: Params) -> Params:
         "evaluation": p.evaluation.model_copy(update={"image_free": [], "preview": False})})
 
 
-def rms_scaled(X: np.ndarray) -> np.ndarray:
-    """X / sqrt(mean_ij (X_ij - mean_j)^2): every block's features on one scale (gaps are not scale-free)."""
-    X = np.asarray(X, np.float32)
-    scale = float(np.sqrt(np.mean((X - X.mean(0)) ** 2, dtype=np.float64)))
-    return X / (scale if scale > 0 else 1.0)
-
-
-def score_layers(images: pd.DataFrame, layers: list[tuple[int, str, np.ndarray]], domains: list[str],
-                 classes: list[str], p: Params, cache: CellCache, fixed_test: bool, progress: bool = True
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accuracy rows of every block -- the evaluation's columns plus ``layer``, ``name`` --, mean cross-domain
-    gaps per block and metric). ``layers``: (index, name, features) in depth order."""
+def score_layers(images: pd.DataFrame, layers: list, domains: list[str], classes: list[str], p: Params,
+                 cache: CellCache, fixed_test: bool, progress: bool = True) -> pd.DataFrame:
+    """Accuracy rows of every block: the evaluation's columns plus ``layer``, ``name``, ``dim``. ``layers``:
+    (index, name, features or their loader) in depth order, read one at a time."""
     q = layer_params(p)
-    gap = p.gap.model_copy(update={"metrics": list(p.layerwise.gap_metrics)})
-    accs, gaps = [], []
-    dom = images["domain"].to_numpy()
-    for i, name, X in layers:
+    accs = []
+    for i, name, block in layers:
+        X = features(block)
         log.info("layerwise: %s (%d-d)", name, X.shape[1])
         acc, _ = evaluate(images, X, {}, domains, classes, q, {}, cache, fixed_test, progress=progress)
         accs.append(acc.assign(layer=i, name=name, dim=X.shape[1]))
-        if gap.metrics:
-            table, _ = gap_table(rms_scaled(X), dom, domains, gap, intervals=False)  # the curve reads values only
-            cross = table[table.source != table.target].groupby("metric", sort=False)["value"].mean()
-            width = {m: X.shape[1] if m in PER_WIDTH else 1 for m in cross.index}
-            gaps += [(i, name, metric, float(v) / width[metric]) for metric, v in cross.items()]
-    return pd.concat(accs, ignore_index=True), pd.DataFrame(gaps, columns=["layer", "name", "metric",
-                                                                           "mean_cross_domain_gap"])
+    return pd.concat(accs, ignore_index=True)
 
 
 def curve(acc: pd.DataFrame) -> pd.DataFrame:

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 ALL = {"prepare", "train_clip", "model", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity",
-       "search_descriptions", "learn_descriptions", "evaluate", "domain_gap", "fewshot_gap", "layerwise", "diagnostics",
-       "results"}
+       "search_descriptions", "learn_descriptions", "evaluate", "domain_gap", "fewshot_gap", "layerwise_gap", "layerwise",
+       "diagnostics", "results"}
 ALWAYS = {"prepare", "model"}  # always_changed: a rescan of file stats, a fingerprint of the model files
 EVAL = ALWAYS | {"evaluate", "results", "diagnostics"}
 TINY_MINICLIP = {"pairings": [["resnet", "minilm"]], "use": ["resnet", "minilm"], "image_size": 32, "embed_dim": 16,
@@ -213,22 +213,25 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
 
     # --- a classifier, operator or translation param reruns only evaluation and what reads it
     edit_params(project, lambda p: p["classifier"].update(C=[0.05, 1.0]))
-    assert repro(project) == EVAL | {"layerwise", "search_descriptions"}  # search: each candidate's probe accuracy
+    # layerwise reruns its probes, never its blocks' gaps (stage layerwise_gap); search: each candidate's probe accuracy
+    assert repro(project) == EVAL | {"layerwise", "search_descriptions"}
     diff = sh(project, "dvc", "metrics", "diff", "--md")
     assert "reports/metrics.json" in diff and "single_source.logreg.mean" in diff
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
-    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics", "fewshot_gap", "layerwise"}
+    # layerwise_gap reruns, and writes the same values (no interval: n_boot is not in them), so layerwise does not
+    assert repro(project) == ALWAYS | {"domain_gap", "diagnostics", "fewshot_gap", "layerwise_gap"}
     edit_params(project, lambda p: p["fewshot"].update(draws=3))
     assert repro(project) == ALWAYS | {"fewshot_gap", "diagnostics"}  # its stage, and the cheap one that reads its table
     # --- a layer param: the embedding stage (every block is cached: no image embedded) and the layer stage only
     edit_params(project, lambda p: p["embed"].update(layers=[0, 2]))
-    assert repro(project) == ALWAYS | {"embed_images", "layerwise"}
+    assert repro(project) == ALWAYS | {"embed_images", "layerwise_gap", "layerwise"}
     assert json.loads((project / "reports/embed.json").read_text())["embedded"] == 0
     assert pd.read_csv(project / "reports/layerwise_curve.csv")["name"].tolist() == ["embeddings", "block 2", "projection"]
     # --- description params: their own stages, and evaluate (which reads the descriptions; here no cell uses them)
     edit_params(project, lambda p: (p["descriptions"]["learn"].update(steps=4), p["layerwise"].update(gap_metrics=["fid"]),
                                     p["descriptions"].update(candidates={"sketch": ["a doodle", "a pencil drawing"]})))
-    assert repro(project) == ALWAYS | {"learn_descriptions", "search_descriptions", "layerwise", "evaluate", "results"}
+    assert repro(project) == ALWAYS | {"learn_descriptions", "search_descriptions", "layerwise_gap", "layerwise", "evaluate",
+                                       "results"}
     search = pd.read_csv(project / "reports/description_search.csv")
     assert search.loc[search.domain == "sketch", "text"].tolist() == ["a black and white drawing", "a doodle",
                                                                      "a pencil drawing"]

@@ -121,7 +121,8 @@ def test_layerwise_scores_each_block_and_finds_the_planted_one(tmp_path):
     """A world where block 1 carries the class and block 0 only noise: block 1's accuracy is the higher, the curve
     has a row per block and protocol, and its gaps follow the planted domain shift."""
     from pipeline.cellcache import CellCache
-    from pipeline.layerwise import curve, headline, rms_scaled, score_layers, wide_curve
+    from pipeline.layer_gaps import layer_gaps, rms_scaled
+    from pipeline.layerwise import curve, headline, score_layers, wide_curve
     from pipeline.params import Params
 
     rng = np.random.default_rng(0)
@@ -136,8 +137,11 @@ def test_layerwise_scores_each_block_and_finds_the_planted_one(tmp_path):
     p = Params.model_validate({"evaluation": {"trials": 2, "selection": ["train_val"]}, "classifier": {"C": [1.0]},
                                "gap": {"subset_size": 20, "n_boot": 3, "n_subsets": 3},
                                "layerwise": {"gap_metrics": ["fid", "coral"]}})
-    acc, gaps = score_layers(images, [(0, "noise", X0), (1, "signal", X1)], domains, ["0", "1", "2"], p,
-                             CellCache(tmp_path / "cells"), fixed_test=False, progress=False)
+    blocks = [(0, "noise", X0), (1, "signal", lambda: X1)]  # an array, or a loader the stages pass
+    acc = score_layers(images, blocks, domains, ["0", "1", "2"], p, CellCache(tmp_path / "cells"), fixed_test=False,
+                       progress=False)
+    gaps = layer_gaps(dom, blocks, domains, p)
+    assert set(gaps["metric"]) == {"fid", "coral"} and len(gaps) == 4
     s = curve(acc)
     wide = wide_curve(s, gaps)
     assert wide["name"].tolist() == ["noise", "signal"] and (wide["lodo"].iloc[1] > wide["lodo"].iloc[0] + 0.3)
@@ -147,7 +151,7 @@ def test_layerwise_scores_each_block_and_finds_the_planted_one(tmp_path):
 
 
 def test_a_layer_store_of_other_rows_is_refused(tmp_path):
-    from pipeline.layerwise import read_layer
+    from pipeline.layer_gaps import read_layer
     from pipeline.store import write_table
 
     ids = pd.DataFrame({"image_id": ["a", "b"]})
