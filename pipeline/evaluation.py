@@ -15,10 +15,12 @@ selection method (:mod:`pipeline.selection`) then picks, per (trial, setting, op
 the grid point to report. LODO validation adds ``lodo_val`` settings: trained on all sources but one
 and scored on that one's train + validation rows.
 
-The work is planned as jobs (one per trial and source set, so that operators whose training rows
-coincide -- none, translation, CORAL on source rows -- share one fit), run in ``classifier.n_jobs``
-processes; each job fits its operators, builds its training matrices, fits every probe at every C
-on each distinct one, and returns its cells' accuracies. Cells found in the cache are not planned.
+The work is planned as jobs, one per source set (so that operators whose training rows coincide -- none,
+translation, CORAL on source rows -- share one fit), run in ``classifier.n_jobs`` processes or as Ray tasks;
+each job fits its operators, builds its training matrices, fits every probe at every C on each distinct one,
+and returns its cells' accuracies. With ``evaluation.warm_starts`` a job runs its source set's trials in order
+and the exact probes of trial t start from trial t - 1's solutions; without, every (trial, source set) is a
+job of its own and every fit starts cold. Cells found in the cache are not planned.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from .operators import OPERATORS, check_sections
 from .params import Params
 from .partition import TEST, TRAIN, VAL, digest, partitions, val_share
 from .probes import PROBES, resolve_device
-from .starts import fit_warm, matrix_digest, starts_root
+from .starts import coefficients, fit_warm, matrix_digest, starts_root
 from .starts import save as save_starts
 from .selection import SELECTIONS, pick
 
@@ -143,15 +145,32 @@ def shared_data(images: pd.DataFrame, X: np.ndarray, parts: list, text: dict) ->
             "y": images["label"].to_numpy(), "parts": list(parts), "text": text}
 
 
-def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args, starts_dir=None) -> dict:
-    """Trial ``t`` x one source set: ``jobs`` = [(setting, operator, hyper, cell keys {(probe, C): key})].
-    Operators of scope ``global`` / ``domain`` arrive fitted on every train row of the trial (``fitted``);
-    the others are fit here on the unlabelled train rows their scope allows. Rows are mapped when a fit or
-    a score needs them, one matrix at a time (no job holds a mapped copy of every row). Every probe is fit
-    at the Cs its missing cells need, once per distinct training matrix; the exact probes start from the
-    nearest fit of that matrix in the warm-start store ``starts_dir`` (:mod:`pipeline.starts`; read here,
-    written by the caller). Returns {"cells": {cell key: accuracies}, "starts": {start key: {C: (coef,
-    intercept)}} of the exact probes' matrices (stored and new fits), "warm_started": fits that began from a stored start}."""
+def run_probe_job(shared: dict, sources, trials, fitted: dict, clf_args, starts_dir=None, chain: bool = True) -> dict:
+    """One source set over trials: ``trials`` = [(t, jobs)], ``jobs`` = [(setting,
+    operator, hyper, cell keys {(probe, C): key})]. Operators of scope ``global`` / ``domain`` arrive fitted on
+    every train row of their trial (``fitted``: {t: {(operator, hyper json): fitted}}); the others are fit here
+    on the unlabelled train rows their scope allows. Rows are mapped when a fit or a score needs them, one
+    matrix at a time (no job holds a mapped copy of every row). Every probe is fit at the Cs its missing cells
+    need, once per distinct training matrix; an exact probe starts from the nearest known solution: this
+    matrix's fits in the warm-start store ``starts_dir`` (:mod:`pipeline.starts`; read here, written by the
+    caller), else (``chain``: ``evaluation.warm_starts``) the same matrix's fits in the previous trial, whose
+    partition differs by a redraw (the same minimiser, reached in fewer steps: docs/methods.md). Returns {"cells": {cell key: accuracies},
+    "starts": {start key: {C: (coef, intercept)}} of the exact probes' matrices (stored and new fits),
+    "warm_started": fits that began from a stored start}."""
+    out, new, warm, last = {}, {}, 0, {}
+    for t, jobs in trials:
+        cells, started, n = _probe_trial(shared, t, sources, jobs, fitted.get(t, {}), clf_args, starts_dir,
+                                         last if chain else None)
+        out.update(cells)
+        new.update(started)
+        warm += n
+    return {"cells": out, "starts": new, "warm_started": warm}
+
+
+def _probe_trial(shared: dict, t: int, sources, jobs, fitted: dict, clf_args, starts_dir, last: dict | None):
+    """:func:`run_probe_job`'s trial ``t``: (cells, starts to store, fits from stored starts). ``last``:
+    {(matrix, probe): {C: (coef, intercept)}} of the previous trial, updated with this trial's fits (None: no
+    chain)."""
     X, dom, y, part, text = shared["X"], shared["dom"], shared["y"], shared["parts"][t], shared["text"]
     train = part == TRAIN
     src = np.isin(dom, sources)
@@ -172,10 +191,14 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args, s
             missing = sorted({C for pr, C in keys if pr == probe and (pr, C) not in have})
             if missing:
                 Xfit = Xtr.copy() if probe != max(pr for pr, _ in keys) else Xtr  # the last probe may scale Xtr in place
-                got, started, n = fit_warm(probe, Xfit, ytr, missing, starts_dir, digest=digest, overwrite=True, **clf_args)
+                prior = None if last is None else last.get((share, probe))
+                got, stored, n = fit_warm(probe, Xfit, ytr, missing, starts_dir, digest=digest, overwrite=True,
+                                          fallback=prior, **clf_args)
                 have.update(got)
-                new.update(started)
+                new.update(stored)
                 warm += n
+                if last is not None and getattr(PROBES[probe], "warm_start_path", False):
+                    last[share, probe] = {C: coefficients(m) for (pr, C), m in have.items() if pr == probe}
                 del Xfit
         del Xtr
         tgt = dom == setting.target
@@ -193,7 +216,7 @@ def run_probe_job(shared: dict, t: int, sources, jobs, fitted: dict, clf_args, s
         for key, a in acc.items():
             out[key] = {"source_val": a["source_val"], "target_val": a["target_val"], "test": a.get("test", np.nan),
                         "n_source_val": a["n_source_val"], "n_target_val": a["n_target_val"], "n_test": a.get("n_test", 0)}
-    return {"cells": out, "starts": new, "warm_started": warm}
+    return out, new, warm
 
 
 def fit_shared_operators(shared: dict, t: int, ops, domains) -> dict:
@@ -255,7 +278,7 @@ class Plan:
     """What a run computes: per trial, the partition and every cell's key (and which are missing)."""
     parts: list
     cells: list  # (trial, setting, operator, op hyper, learner kind, learner, learner hyper, key)
-    probe_jobs: list  # (trial, sources, jobs)
+    probe_jobs: list  # (sources, [(trial, jobs)]): one source set's trials (chained), or one trial each
     adapter_jobs: list  # (trial, adapter, hyper, tasks)
 
 
@@ -271,10 +294,9 @@ def plan(images: pd.DataFrame, X: np.ndarray, domains: list[str], p: Params, cac
     clf = p.classifier
     common = {"max_iter": clf.max_iter, "standardize": clf.standardize, "seed": clf.seed}
     sets = settings(domains, "lodo_val" in sels)
-    cells, probe_jobs, adapter_jobs = [], [], {}
+    cells, probe_jobs, adapter_jobs = [], {}, {}
     for t, part in enumerate(parts):
         pkey = digest(part)
-        by_sources: dict[tuple, list] = {}
         for s in sets:
             for op, oh in ops:
                 if s.protocol == "in_domain" and op != "none":
@@ -287,17 +309,17 @@ def plan(images: pd.DataFrame, X: np.ndarray, domains: list[str], p: Params, cac
                     cells.append((t, s, op, oh, "probe", probe, lh, key))
                     if cache.get(key) is None:
                         keys[probe, lh["C"]] = key
-                if keys:
-                    by_sources.setdefault(s.sources, []).append((s, op, oh, keys))
+                if keys:  # one job per source set, its trials in order (warm starts), or per source set and trial
+                    trials = probe_jobs.setdefault((s.sources,) if ev.warm_starts else (s.sources, t), {})
+                    trials.setdefault(t, []).append((s, op, oh, keys))
             if s.protocol in ("single_source", "lodo", "lodo_val"):
                 for name, ah in adapters:
                     key = cell_key(feats, pkey, s.label(), "none", {}, "adapter", name, ah, clf.dann.fixed(), clf.seed)
                     cells.append((t, s, "none", {}, "adapter", name, ah, key))
                     if cache.get(key) is None:
                         adapter_jobs.setdefault((t, name, json.dumps(ah, sort_keys=True)), []).append((s, key))
-        probe_jobs += [(t, src, jobs) for src, jobs in by_sources.items()]
     adapter_jobs = [(t, name, {**json.loads(h), **clf.dann.fixed()}, tasks) for (t, name, h), tasks in adapter_jobs.items()]
-    return Plan(parts, cells, probe_jobs, adapter_jobs)
+    return Plan(parts, cells, [(src, list(trials.items())) for (src, *_), trials in probe_jobs.items()], adapter_jobs)
 
 
 @contextlib.contextmanager
@@ -318,21 +340,27 @@ def one_thread():
 
 def job_calls(shared: dict, p: Params, pl: Plan, starts_dir=None) -> list[tuple]:
     """The plan's jobs as engine calls (``_run_job`` arguments after ``shared``): adapters first, then the probe
-    jobs longest first (training rows x operator variants), so that no large LODO job starts last and runs
+    jobs longest first (training rows x trials x settings), so that no large LODO job starts last and runs
     alone on one worker while the others idle. ``starts_dir``: the warm-start store the probe jobs read."""
     clf = p.classifier
     device = resolve_device(clf.device)
     clf_args = {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize, "device": device}
     calls = [("adapter", t, name, h, tasks, clf.seed, device) for t, name, h, tasks in pl.adapter_jobs]
     needed: dict[int, dict] = {}  # per trial, the operator variants its jobs use (a warm run needs few)
-    for t, _, js in pl.probe_jobs:
-        for _, name, hyper, _ in js:
-            needed.setdefault(t, {})[name, json.dumps(hyper, sort_keys=True)] = (name, hyper)
+    for _, trials in pl.probe_jobs:
+        for t, js in trials:
+            for _, name, hyper, _ in js:
+                needed.setdefault(t, {})[name, json.dumps(hyper, sort_keys=True)] = (name, hyper)
     domains = sorted(set(shared["dom"]))
     fitted = {t: fit_shared_operators(shared, t, list(ops.values()), domains) for t, ops in needed.items()}
     train = [part == TRAIN for part in shared["parts"]]
-    longest = sorted(pl.probe_jobs, key=lambda j: -int((train[j[0]] & np.isin(shared["dom"], list(j[1]))).sum()) * len(j[2]))
-    return calls + [("probe", t, list(src), js, fitted[t], clf_args, starts_dir) for t, src, js in longest]
+
+    def size(job):
+        src, trials = job
+        return -sum(int((train[t] & np.isin(shared["dom"], list(src))).sum()) * len(js) for t, js in trials)
+
+    return calls + [("probe", list(src), trials, {t: fitted[t] for t, _ in trials}, clf_args, starts_dir, p.evaluation.warm_starts)
+                    for src, trials in sorted(pl.probe_jobs, key=size)]
 
 
 def fit(images: pd.DataFrame, X: np.ndarray, text: dict, p: Params, pl: Plan, cache: CellCache,

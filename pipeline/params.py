@@ -320,7 +320,7 @@ class Evaluation(Section):
     cache_dir: str = "cache/cells"  # the cell cache (pipeline/cellcache.py), kept across runs
     engine: Literal["local", "ray"] = "local"  # where the jobs run (pipeline/engines.py)
     preview: bool = True  # time the solvers first and log the plan's estimated time (pipeline/preview.py)
-    warm_starts: bool = True  # keep the exact probes' coefficients beside the cells: a new C starts from its nearest (pipeline/starts.py)
+    warm_starts: bool = True  # exact probes start near their minimiser: stored coefficients at the nearest C (pipeline/starts.py), else the previous trial's fit
     ray: EvaluationRay = EvaluationRay()
 
     @field_validator("selection", "image_free")

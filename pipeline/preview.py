@@ -4,8 +4,9 @@
 :func:`calibrate` times the solvers on this machine, on one thread as a worker runs them: every missing
 (probe, C) fit on two subsamples of the training rows (so that the time's growth with the row count is
 measured, t(n) = t(m) (n / m)^b; each probe's whole C path at once, as a job fits it, its time shared evenly
-by the Cs), a few adapter steps, and a feature map (two passes of n d^2 over the rows a setting maps); :func:`estimate` prices each
-job with those rates and spreads the jobs over the engine's workers (the longest job first, as they
+by the Cs; an exact probe's path on the next trial's rows from these solutions, the price of a fit chained
+across trials), a few adapter steps, and a feature map (two passes of n d^2 over the rows a setting maps);
+:func:`estimate` prices each job with those rates and spreads the jobs over the engine's workers (the longest job first, as they
 are dispatched). The estimate is a model, not a promise: docs/benchmarks.md compares it with measured
 runs.
 """
@@ -23,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .evaluation import Plan
 from .operators import OPERATORS
 from .partition import TEST, TRAIN
+from .probes import PROBES
 
 
 @dataclass
@@ -69,11 +71,12 @@ def _dur(s: float) -> str:
 def summarize(pl: Plan) -> Preview:
     """Counts only (no timing): the cells the plan holds and those its jobs compute."""
     by_learner, by_operator = Counter(), Counter()
-    for _, _, jobs in pl.probe_jobs:
-        for _, op, _, keys in jobs:
-            for probe, _ in keys:
-                by_learner[probe] += 1
-                by_operator[op] += 1
+    for _, trials in pl.probe_jobs:
+        for _, jobs in trials:
+            for _, op, _, keys in jobs:
+                for probe, _ in keys:
+                    by_learner[probe] += 1
+                    by_operator[op] += 1
     for _, name, _, tasks in pl.adapter_jobs:
         by_learner[name] += len(tasks)
         by_operator["none"] += len(tasks)
@@ -81,27 +84,40 @@ def summarize(pl: Plan) -> Preview:
                    len(pl.probe_jobs) + len(pl.adapter_jobs))
 
 
+def _chained(probe: str) -> bool:
+    """Whether ``probe`` starts from a neighbouring solution when one is known (an exact solver)."""
+    return bool(getattr(PROBES[probe], "warm_start_path", False))
+
+
 def _probe_fits(pl: Plan) -> dict:
-    """{(probe, C): [(trial, sources, fits)]}: per job the number of distinct training matrices each
-    (probe, C) is fit on (operators of scope ``pair`` have one per target)."""
+    """{(probe, C): [(job, trial, sources, fits, chained)]}: per job and trial the number of distinct training
+    matrices each (probe, C) is fit on (operators of scope ``pair`` have one per target); ``chained``: the job's
+    previous trial fit the same matrix (this fit can start from its solution)."""
     out: dict = {}
-    for t, sources, jobs in pl.probe_jobs:
-        mats: dict = {}
-        for setting, op, hyper, keys in jobs:
-            mat = (op, json.dumps(hyper, sort_keys=True)) + ((setting.target,) if OPERATORS[op].scope == "pair" else ())
-            for pc in keys:
-                mats.setdefault(pc, set()).add(mat)
-        for pc, m in mats.items():
-            out.setdefault(pc, []).append((t, tuple(sources), len(m)))
+    for j, (sources, trials) in enumerate(pl.probe_jobs):
+        seen: set = set()
+        for t, jobs in trials:
+            mats: dict = {}
+            for setting, op, hyper, keys in jobs:
+                mat = (op, json.dumps(hyper, sort_keys=True)) + ((setting.target,) if OPERATORS[op].scope == "pair" else ())
+                for pc in keys:
+                    mats.setdefault(pc, set()).add(mat)
+            for pc, m in mats.items():
+                chained = len(m & seen) if _chained(pc[0]) else 0
+                out.setdefault(pc, []).append((j, t, tuple(sources), len(m) - chained, chained))
+            seen = {mat for m in mats.values() for mat in m}
     return out
 
 
 def calibrate(X: np.ndarray, y: np.ndarray, pl: Plan, p, dom: np.ndarray, max_rows: int = 2000) -> dict:
     """Seconds measured here on one thread, on the train rows of the largest domain: ``(probe, C) -> (its share
-    of the C path's time at m rows, m, exponent b)``, ``adapter name -> seconds per step per task``, ``"map"
-    -> seconds per row x dim^2`` (operator maps and fits)."""
+    of the C path's time at m rows, m, exponent b)``, ``(probe, "chain")`` -> the time of the path on trial 1's
+    rows from trial 0's solutions over a cold path (an exact probe, ``evaluation.warm_starts``, two trials or
+    more), ``adapter name -> seconds per step per task``, ``"map" -> seconds per row x dim^2`` (operator maps
+    and fits)."""
     from .evaluation import one_thread
     from .probes import fit_probes
+    from .starts import coefficients
 
     clf = p.classifier
     rng = np.random.default_rng(0)
@@ -118,15 +134,21 @@ def calibrate(X: np.ndarray, y: np.ndarray, pl: Plan, p, dom: np.ndarray, max_ro
             with warnings.catch_warnings():  # warm-up (imports, thread pools): 5 iterations, not a solution
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 fit_probes([probe], X[rows[:200]], y[rows[:200]], [max(cs)], max_iter=5)
-            times = []
+            times, args = [], {"max_iter": clf.max_iter, "seed": clf.seed, "standardize": clf.standardize}
             for r in (half, rows):
                 t0 = time.perf_counter()
-                fit_probes([probe], X[r], y[r], sorted(cs), max_iter=clf.max_iter, seed=clf.seed,
-                           standardize=clf.standardize)
+                fits = fit_probes([probe], X[r], y[r], sorted(cs), **args)
                 times.append(time.perf_counter() - t0)
             b = float(np.clip(np.log(max(times[1], 1e-4) / max(times[0], 1e-4)) / np.log(len(rows) / len(half)), 0.5, 1.5))
             for C in cs:  # a path's time shared evenly by its Cs
                 rates[probe, C] = (times[1] / len(cs), len(rows), b)
+            if _chained(probe) and p.evaluation.warm_starts and len(pl.parts) > 1:  # the next trial's rows, from these
+                nxt = np.flatnonzero((pl.parts[1] == TRAIN) & (dom == doms[counts.argmax()]))
+                r = rng.choice(nxt, min(len(rows), len(nxt)), replace=False)
+                t0 = time.perf_counter()
+                fit_probes([probe], X[r], y[r], sorted(cs), **args,
+                           starts={probe: {C: coefficients(fits[probe, C]) for C in cs}})
+                rates[probe, "chain"] = float(np.clip((time.perf_counter() - t0) / max(times[1], 1e-4), 0.05, 1.0))
         from .adapters import ADAPTERS
 
         first: dict = {}
@@ -161,8 +183,9 @@ def estimate(pl: Plan, rates: dict, dom: np.ndarray, dim: int, workers: int) -> 
     jobs: dict = {}
     for (probe, C), fits in _probe_fits(pl).items():
         t_m, m, b = rates[probe, C]
-        for t, sources, k in fits:
-            jobs[t, sources] = jobs.get((t, sources), 0.0) + k * t_m * (rows(t, sources) / m) ** b
+        for j, t, sources, cold, chained in fits:
+            n = cold + chained * rates.get((probe, "chain"), 1.0)
+            jobs[j] = jobs.get(j, 0.0) + n * t_m * (rows(t, sources) / m) ** b
     scored: dict = {}
 
     def eval_rows(t, sources, target):  # the rows a setting maps to score: sources' and target's non-train rows
@@ -171,11 +194,12 @@ def estimate(pl: Plan, rates: dict, dom: np.ndarray, dim: int, workers: int) -> 
             scored[key] = int(((pl.parts[t] != TRAIN) & np.isin(dom, [*sources, target])).sum())
         return scored[key]
 
-    for t, sources, js in pl.probe_jobs:  # operator maps (and fits): two passes of n d^2 over the rows each setting maps
+    for j, (sources, trials) in enumerate(pl.probe_jobs):  # operator maps (and fits): two passes of n d^2 over the rows each setting maps
         src = tuple(sources)
-        for setting, _, _, _ in js:
-            n = rows(t, src) + eval_rows(t, src, setting.target)
-            jobs[t, src] = jobs.get((t, src), 0.0) + 2 * n * dim * dim * rates["map"]
+        for t, js in trials:
+            for setting, _, _, _ in js:
+                n = rows(t, src) + eval_rows(t, src, setting.target)
+                jobs[j] = jobs.get(j, 0.0) + 2 * n * dim * dim * rates["map"]
     costs = list(jobs.values())
     for _, name, hyper, tasks in pl.adapter_jobs:
         costs.append(rates[name] * int(hyper.get("steps", 100)) * len(tasks))

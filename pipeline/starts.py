@@ -87,23 +87,26 @@ def matrix_digest(X: np.ndarray, y: np.ndarray) -> str:
 
 
 def fit_warm(probe: str, X: np.ndarray, y: np.ndarray, Cs, root: Path | None, *, digest: str | None = None,
-             overwrite: bool = False, **clf_args) -> tuple[dict, dict, int]:
+             overwrite: bool = False, fallback: dict | None = None, **clf_args) -> tuple[dict, dict, int]:
     """:func:`~pipeline.probes.fit_probes` of one probe at ``Cs``, an exact probe starting from this matrix's
     stored fits (``root``: the store, None for none; ``digest``: :func:`matrix_digest` of ``X, y`` when known,
-    needed when ``overwrite`` lets the fit scale ``X`` in place). Returns (models, {start key: {C: (coef,
-    intercept)}}: the stored fits and the new ones, for the caller to :func:`save`; how many fits began from
-    a stored start)."""
+    needed when ``overwrite`` lets the fit scale ``X`` in place), else from ``fallback`` ({C: (coef,
+    intercept)} of a neighbouring matrix: the previous trial's fits of the same setting). Returns (models,
+    {start key: {C: (coef, intercept)}}: the stored fits and the new ones, for the caller to :func:`save`; how
+    many fits began from a stored start)."""
     from .probes import PROBES, fit_probes
 
-    exact = root is not None and bool(getattr(PROBES[probe], "warm_start_path", False))
-    key = start_key(digest or matrix_digest(X, y), probe, clf_args.get("standardize", True)) if exact else None
-    stored = load(root, key) if exact else {}
-    models = fit_probes([probe], X, y, Cs, overwrite=overwrite, starts={probe: stored}, **clf_args)
-    new = {key: {**stored, **{C: _coefficients(models[probe, C]) for C in Cs}}} if exact else {}
+    exact = bool(getattr(PROBES[probe], "warm_start_path", False))
+    kept = root is not None and exact  # its fits go to the store
+    key = start_key(digest or matrix_digest(X, y), probe, clf_args.get("standardize", True)) if kept else None
+    stored = load(root, key) if kept else {}
+    begin = stored or (fallback if exact else None) or {}
+    models = fit_probes([probe], X, y, Cs, overwrite=overwrite, starts={probe: begin}, **clf_args)
+    new = {key: {**stored, **{C: coefficients(models[probe, C]) for C in Cs}}} if kept else {}
     return models, new, len(Cs) if stored else 0
 
 
-def _coefficients(model) -> tuple[np.ndarray, np.ndarray]:
+def coefficients(model) -> tuple[np.ndarray, np.ndarray]:
     """(coef, intercept) of a fitted probe (the last step of its pipeline)."""
     est = model[-1] if hasattr(model, "steps") else model
     return est.coef_, est.intercept_

@@ -67,7 +67,7 @@ def test_ray_engine_cells_equal_the_local_engines_and_both_workers_ran_jobs():
     for _, (pid, result) in run_ray_pids(_run_job, shared, calls, workers=2):
         ray_cells.update(result["cells"])
         pids.add(pid)
-    assert len(local) == sum(len(k) for _, _, js in pl.probe_jobs for *_, k in js) + sum(len(t) for *_, t in pl.adapter_jobs)
+    assert len(local) == sum(len(k) for _, trials in pl.probe_jobs for _, js in trials for *_, k in js) + sum(len(t) for *_, t in pl.adapter_jobs)
     assert ray_cells == local
     assert len(pids) == 2 and os.getpid() not in pids  # both Ray workers ran jobs
 

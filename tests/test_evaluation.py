@@ -382,6 +382,33 @@ def test_a_new_c_starts_from_the_stored_fits_and_gives_the_cells_of_cold_fits(tm
     assert not (off / DIR).exists()
 
 
+def test_trials_of_a_source_set_are_one_job_whose_exact_fits_start_from_the_last_trials(monkeypatch):
+    """evaluation.warm_starts: each source set's trials run in order in one job, and an exact probe of trial t
+    starts from the same matrix's solution in trial t - 1 (not from zero): the same cells as cold fits;
+    warm_starts: false plans one job per (trial, source set), every fit cold."""
+    from pipeline import probes
+    from pipeline.evaluation import plan
+
+    images, X, text, _ = synthetic(n=30)
+    p = params(classifier={"probes": ["logreg", "svm"], "C": [0.1, 1.0]}, evaluation={"trials": 3})
+    cold = params(classifier={"probes": ["logreg", "svm"], "C": [0.1, 1.0]}, evaluation={"trials": 3, "warm_starts": False})
+    chained = plan(images, X, DOMAINS, p, CellCache(None), False, text)
+    apart = plan(images, X, DOMAINS, cold, CellCache(None), False, text)
+    assert len(chained.probe_jobs) == 8 and {tuple(t for t, _ in trials) for _, trials in chained.probe_jobs} == {(0, 1, 2)}
+    assert len(apart.probe_jobs) == 24 and all(len(trials) == 1 for _, trials in apart.probe_jobs)
+
+    begun, real = [], probes.fit_probes
+    monkeypatch.setattr(probes, "fit_probes", lambda names, X, y, Cs, **kw: begun.append(
+        (names[0], bool(((kw.get("starts") or {}).get(names[0])))) ) or real(names, X, y, Cs, **kw))
+    acc, _ = run(images, X, text, p)
+    warm = [s for _, s in begun]
+    assert sum(warm) and not all(warm)  # trial 0 cold, later trials from the last one's solutions
+    begun.clear()
+    acc_cold, _ = run(images, X, text, cold)
+    assert begun and not any(s for _, s in begun)
+    pd.testing.assert_frame_equal(acc, acc_cold)
+
+
 def test_the_warm_start_store_keeps_float16_unless_it_overflows_and_refuses_non_finite_files(tmp_path, caplog):
     """A start is stored in float16 (float32 where a coefficient overflows float16); a file with a non-finite
     coefficient is not a start: logged, deleted, {}."""
