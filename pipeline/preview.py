@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .evaluation import Plan
 from .operators import OPERATORS
-from .partition import TEST, TRAIN
+from .partition import TRAIN
 from .probes import PROBES
 
 
