@@ -34,9 +34,9 @@ def read_layer(path, column: str, images: pd.DataFrame) -> np.ndarray:
     return X
 
 
-def read_blocks(images_path, layers_path, stage: str) -> tuple[pd.DataFrame, dict, list, list[str]]:
-    """(image rows, the image store's metadata, [(index, name, loader)] in depth order -- every stored block, then
-    the joint-space projection --, the domains that have images). A loader reads its block when called, so a
+def read_blocks(images_path, layers_path, stage: str) -> tuple[pd.DataFrame, dict, dict, list, list[str]]:
+    """(image rows, the image store's metadata, the layer store's, [(index, name, loader)] in depth order -- every
+    stored block, then the joint-space projection --, the domains that have images). A loader reads its block when called, so a
     stage holds one block at a time."""
     from .coverage import present_domains
     from .store import check_same_model, read_metadata, read_table
@@ -50,7 +50,7 @@ def read_blocks(images_path, layers_path, stage: str) -> tuple[pd.DataFrame, dic
     blocks = [(c["index"], c["name"], lambda col=c["column"]: read_layer(layers_path, col, img)) for c in meta["layers"]]
     blocks.append((meta.get("n_blocks", 0), PROJECTION, lambda: X))
     # the manifest's domains (not data/*.json: no rerun on a description edit)
-    return img, img_meta, blocks, present_domains(img, img_meta["label_space"]["domains"], stage)
+    return img, img_meta, meta, blocks, present_domains(img, img_meta["label_space"]["domains"], stage)
 
 
 def features(block) -> np.ndarray:

@@ -12,7 +12,7 @@ from pipeline.cellcache import CellCache
 from pipeline.layerwise import curve, headline, plot, score_layers, wide_curve
 from pipeline.layer_gaps import read_blocks
 from pipeline.params import project_path
-from pipeline.store import read_metadata, write_csv, write_json
+from pipeline.store import write_csv, write_json
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -22,7 +22,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
          layers: Path = Path("features/layers.parquet"), gaps: Path = Path("reports/layerwise_gap.csv"),
          out_dir: Path = Path("reports")) -> None:
     p = read_params(params)
-    img, img_meta, blocks, domains = read_blocks(images, layers, "layerwise")
+    img, img_meta, layer_meta, blocks, domains = read_blocks(images, layers, "layerwise")
     cache = CellCache(project_path(p.evaluation.cache_dir))
     acc = score_layers(img, blocks, domains, img_meta["label_space"]["classes"], p, cache,
                        fixed_test=bool(img_meta.get("trained_on")))
@@ -33,7 +33,7 @@ def main(params: Path = Path("params.yaml"), images: Path = Path("features/image
     write_csv(out_dir / "layerwise.csv", summary)
     write_csv(out_dir / "layerwise_curve.csv", wide)
     write_json(out_dir / "layerwise.json", {**headline(summary), "trained_on": img_meta.get("trained_on"),
-                                            "layer_dtype": read_metadata(layers).get("layer_dtype")})
+                                            "layer_dtype": layer_meta.get("layer_dtype")})
     plot(wide, list(dict.fromkeys(gap["metric"])), out_dir / "layerwise.png")
     print(wide.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 

@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 def main(params: Path = Path("params.yaml"), images: Path = Path("features/images.parquet"),
          layers: Path = Path("features/layers.parquet"), out_dir: Path = Path("reports")) -> None:
     p = read_params(params)
-    img, _, blocks, domains = read_blocks(images, layers, "layerwise_gap")
+    img, _, _, blocks, domains = read_blocks(images, layers, "layerwise_gap")
     gaps = layer_gaps(img["domain"].to_numpy(), blocks, domains, p)
     write_csv(out_dir / "layerwise_gap.csv", gaps)
     print(gaps.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
