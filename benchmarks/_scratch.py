@@ -52,8 +52,8 @@ def project(src: Path, proj: Path, pacs: Path, model: Path) -> Path:
     return proj
 
 
-def timed_repro(proj: Path, code: Path | None = None) -> tuple[float, list[str]]:
-    """(seconds of `dvc repro`, the stages it ran)."""
+def timed_repro(proj: Path, code: Path | None = None, targets: tuple[str, ...] = ()) -> tuple[float, list[str]]:
+    """(seconds of `dvc repro [targets]`, the stages it ran)."""
     t0 = time.perf_counter()
-    out = sh(proj, "dvc", "repro", code=code)
+    out = sh(proj, "dvc", "repro", *targets, code=code)
     return time.perf_counter() - t0, re.findall(r"Running stage '([\w/.:]+)'", out)

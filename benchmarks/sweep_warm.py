@@ -3,12 +3,17 @@
     python benchmarks/sweep_warm.py --baseline /tmp/main-before          # interleaved with that checkout
     python benchmarks/sweep_warm.py --rounds 2 --preset small-128
     python benchmarks/sweep_warm.py --project ../full --edit 'translate.alpha=[1.0, 0.5]'   # an existing project
+    python benchmarks/sweep_warm.py --baseline /tmp/old --set 'operators.names=[none, center]' \
+        --target diagnostics --target results     # like for like: the baseline's grid and stages only
 
 Builds one scratch git + DVC project per checkout (this one, and ``--baseline`` if given) on the same
 images and the same random CLIP directory, runs a cold `dvc repro` in each and commits, then, for each
 edit in turn and each round, edits one param in each project and times `dvc repro` (interleaved, so
 that drift in this machine's speed hits both alike), each round from the cold run's params and cell cache. Edits for this checkout are list (grid) edits;
 for a baseline whose params are scalars, the scalar edit of the same knob (``--baseline-edits``).
+``--set`` edits this checkout's params before its cold run (e.g. the baseline's operator grid), and
+``--target`` times `dvc repro TARGET...` instead of `dvc repro` after each edit (the cold runs are whole),
+so that a comparison can leave out stages the baseline does not have.
 
 ``--project DIR`` times the edits in an existing git + DVC project instead (e.g. a full-PACS MiniCLIP
 run), its stages importing this checkout's ``pipeline`` (``--code`` for another): each edit starts
@@ -71,7 +76,8 @@ def in_project(proj: Path, edits: list[str], rounds: int, code: Path) -> None:
 def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared" / "pacs", preset: str = "small-128",
          rounds: int = 1, edits: list[str] = typer.Option(EDITS, "--edit"),
          baseline_edits: list[str] = typer.Option(BASELINE_EDITS, "--baseline-edit"), keep: bool = False,
-         project_dir: Path = typer.Option(None, "--project"), code: Path = REPO) -> None:
+         project_dir: Path = typer.Option(None, "--project"), code: Path = REPO,
+         sets: list[str] = typer.Option([], "--set"), targets: list[str] = typer.Option([], "--target")) -> None:
     if project_dir:
         return in_project(project_dir.resolve(), edits, rounds, code.resolve())
     from pipeline.randomclip import build_random_clip
@@ -79,6 +85,8 @@ def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared
     work = Path(tempfile.mkdtemp(prefix="sweep-"))
     model = build_random_clip(work / "clip", preset, seed=0)
     projects = {"this": (project(REPO, work / "this", pacs, model), edits)}
+    for assignment in sets:
+        edit(projects["this"][0], assignment)
     if baseline:
         projects["baseline"] = (project(baseline.resolve(), work / "baseline", pacs, model), baseline_edits)
     for name, (proj, _) in projects.items():
@@ -93,7 +101,7 @@ def main(baseline: Path = typer.Option(None), pacs: Path = REPO.parent / "shared
                 shutil.rmtree(proj / "cache" / "cells")  # and to the cold run's cell cache: every round computes
                 shutil.copytree(work / f"{name}-cells", proj / "cache" / "cells")  # the same new cells
                 edit(proj, eds[i])
-                seconds, ran = timed_repro(proj)
+                seconds, ran = timed_repro(proj, targets=tuple(targets))
                 print(f"{name} round {r} `{eds[i]}`: {seconds:.1f} s, ran {ran}", flush=True)
     if not keep:
         shutil.rmtree(work)

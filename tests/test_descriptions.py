@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.description_search import candidate_pools, search_table, translation_accuracy
+from pipeline.description_accuracy import translation_accuracy
+from pipeline.description_search import candidate_pools, search_table
 from pipeline.descriptions import LEARNED_PROMPT, domain_means, learn_descriptions
 from pipeline.encoders.base import state_dict_hash
 from pipeline.operators import OPERATORS

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 ALL = {"prepare", "train_clip", "model", "embed_images", "embed_prompts", "learn_styles", "train_arcface", "similarity",
-       "search_descriptions", "learn_descriptions", "evaluate", "domain_gap", "fewshot_gap", "layerwise_gap", "layerwise",
+       "search_descriptions", "description_accuracy", "learn_descriptions", "evaluate", "domain_gap", "fewshot_gap", "layerwise_gap", "layerwise",
        "diagnostics", "results"}
 ALWAYS = {"prepare", "model"}  # always_changed: a rescan of file stats, a fingerprint of the model files
 EVAL = ALWAYS | {"evaluate", "results", "diagnostics"}
@@ -194,8 +194,9 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     assert read_metadata(project / "features/layers.parquet")["layers"][2] == {
         "column": "layer_2", "index": 2, "name": "block 2", "dim": 64}
 
-    search = pd.read_csv(project / "reports/description_search.csv")
+    search = pd.read_csv(project / "reports/description_accuracy.csv")
     assert search.groupby("domain")["selected"].sum().eq(1).all() and search["translation_accuracy"].between(0, 1).all()
+    assert search["text"].tolist() == pd.read_csv(project / "reports/description_search.csv")["text"].tolist()
     assert len(search[search.domain == "sketch"]) == 6  # the default and the built-in pool's other five
     learned = json.loads((project / "reports/learn_descriptions.json").read_text())
     assert learned["prompt"] == "a {} of a" and set(learned["sim_own"]) == {"photo", "art_painting", "cartoon", "sketch"}
@@ -213,8 +214,9 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
 
     # --- a classifier, operator or translation param reruns only evaluation and what reads it
     edit_params(project, lambda p: p["classifier"].update(C=[0.05, 1.0]))
-    # layerwise reruns its probes, never its blocks' gaps (stage layerwise_gap); search: each candidate's probe accuracy
-    assert repro(project) == EVAL | {"layerwise", "search_descriptions"}
+    # layerwise reruns its probes, never its blocks' gaps (stage layerwise_gap); each candidate description's probe
+    # accuracy, never the search (no text is encoded again)
+    assert repro(project) == EVAL | {"layerwise", "description_accuracy"}
     diff = sh(project, "dvc", "metrics", "diff", "--md")
     assert "reports/metrics.json" in diff and "single_source.logreg.mean" in diff
     edit_params(project, lambda p: p["gap"].update(n_boot=3))
@@ -230,8 +232,8 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     # --- description params: their own stages, and evaluate (which reads the descriptions; here no cell uses them)
     edit_params(project, lambda p: (p["descriptions"]["learn"].update(steps=4), p["layerwise"].update(gap_metrics=["fid"]),
                                     p["descriptions"].update(candidates={"sketch": ["a doodle", "a pencil drawing"]})))
-    assert repro(project) == ALWAYS | {"learn_descriptions", "search_descriptions", "layerwise_gap", "layerwise", "evaluate",
-                                       "results"}
+    assert repro(project) == ALWAYS | {"learn_descriptions", "search_descriptions", "description_accuracy", "layerwise_gap",
+                                       "layerwise", "evaluate", "results"}
     search = pd.read_csv(project / "reports/description_search.csv")
     assert search.loc[search.domain == "sketch", "text"].tolist() == ["a black and white drawing", "a doodle",
                                                                      "a pencil drawing"]
@@ -244,9 +246,9 @@ def test_repro_end_to_end_then_partial_reruns(project, tmp_path):
     edit_params(project, lambda p: p["prompts"].update(domains={"cartoon": "a comic strip"}))
     ran = repro(project)
     assert ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics",
-                     "search_descriptions"} <= ran <= \
+                     "search_descriptions", "description_accuracy"} <= ran <= \
         ALWAYS | {"train_clip", "embed_prompts", "similarity", "evaluate", "domain_gap", "diagnostics", "fewshot_gap",
-                  "results", "search_descriptions"}  # fewshot_gap only if the gaps moved (DVC compares domain_gap's outputs)
+                  "results", "search_descriptions", "description_accuracy"}  # fewshot_gap only if the gaps moved (DVC compares domain_gap's outputs)
     # --- content, not where it comes from: a preset change that names the same label space and text, a MiniCLIP
     # param while model.name is a transformers CLIP, the same images at another data.root, the same model at
     # another path with its prefix -- nothing that embeds, trains or evaluates reruns (train_clip rewrites its note)
