@@ -36,8 +36,8 @@ def read_layer(path, column: str, images: pd.DataFrame) -> np.ndarray:
 
 def read_blocks(images_path, layers_path, stage: str) -> tuple[pd.DataFrame, dict, dict, list, list[str]]:
     """(image rows, the image store's metadata, the layer store's, [(index, name, loader)] in depth order -- every
-    stored block, then the joint-space projection --, the domains that have images). A loader reads its block when called, so a
-    stage holds one block at a time."""
+    stored block, then the joint-space projection --, the domains that have images). A loader reads its block
+    when called, so a stage holds one block at a time."""
     from .coverage import present_domains
     from .store import check_same_model, read_metadata, read_table
 

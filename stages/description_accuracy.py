@@ -17,7 +17,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
 @app.command()
-def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), images: Path = Path("features/images.parquet"),
+def main(params: Path = Path("params.yaml"), labels: Path = Path("data"),
+         images: Path = Path("features/images.parquet"),
          candidates: Path = Path("features/description_candidates.parquet"), out_dir: Path = Path("reports")) -> None:
     p = read_params(params)
     img, X, meta = read_table(images)

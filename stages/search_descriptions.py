@@ -31,7 +31,8 @@ def main(params: Path = Path("params.yaml"), labels: Path = Path("data"), model:
     table = search_table(pool, T, X[train], img["domain"].to_numpy()[train], domains, p.descriptions.select)
     chosen = table[table["selected"]]
     info = {**provenance(encoder), "select": p.descriptions.select}
-    write_table(out, chosen[["domain", "text"]].assign(kind="domain_searched"), T[chosen.index.to_numpy()], metadata=info)
+    write_table(out, chosen[["domain", "text"]].assign(kind="domain_searched"), T[chosen.index.to_numpy()],
+                metadata=info)
     write_table(candidates, table, T, metadata=info)
     write_csv(out_dir / "description_search.csv", table)
     write_json(out_dir / "description_search.json", {
